@@ -1,0 +1,36 @@
+"""animerec: find anime faces in an image and name the characters.
+
+    image = decode_image(data)                 # bytes -> (H, W, 3) uint8 RGB
+    detector = load_detector()                 # the lbpcascade_animeface cascade
+    recognizer = load_recognizer()             # models/default (or ANIMEREC_MODEL)
+    faces = recognize(image, detector, recognizer)   # [Recognition(box, label, name, score, top_k)]
+    annotated = draw_faces(image, faces)
+
+Boxes are (x, y, w, h) in pixels of the decoded, EXIF-rotated RGB image. No face is `[]`.
+Importing this package does not import TensorFlow; `load_recognizer` does.
+"""
+
+from animerec.crop import crop_faces
+from animerec.decode import decode_image
+from animerec.detect import Box, DetectorSettings, FaceDetector, load_detector
+from animerec.draw import draw_faces
+from animerec.errors import (
+    AnimerecError,
+    CascadeError,
+    EmptyImageError,
+    ImageError,
+    ImageTooLargeError,
+    ModelError,
+    NotAnImageError,
+    TruncatedImageError,
+)
+from animerec.model import Character, Recognizer, load_recognizer
+from animerec.recognize import Analysis, Recognition, analyse, name_faces, recognize
+
+__all__ = [
+    "AnimerecError", "Analysis", "Box", "CascadeError", "Character", "DetectorSettings",
+    "EmptyImageError", "FaceDetector", "ImageError", "ImageTooLargeError", "ModelError",
+    "NotAnImageError", "Recognition", "Recognizer", "TruncatedImageError", "analyse",
+    "crop_faces", "decode_image", "draw_faces", "load_detector", "load_recognizer",
+    "name_faces", "recognize",
+]

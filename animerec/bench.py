@@ -1,0 +1,113 @@
+"""`python -m animerec.bench`: measured numbers for the README, reproducible by anyone.
+
+    python -m animerec.bench detection [--images DIR] [--max-side 1024 640 512]
+        precision and recall of the cascade against DIR/boxes.csv, per size bound
+    python -m animerec.bench classify [--model DIR] [--runs N]
+        milliseconds per face for each way Keras offers to run a small batch
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from animerec.decode import decode_image  # noqa: E402
+from animerec.detect import DetectorSettings, load_detector  # noqa: E402
+from animerec.detection_eval import read_boxes, score_detections  # noqa: E402
+from animerec.paths import IMAGE_EXTENSIONS, data_dir  # noqa: E402
+
+
+def machine():
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{platform.machine()} {cores}-core CPU, {datetime.date.today().isoformat()}"
+
+
+def detection(images, max_sides, settings=DetectorSettings()):
+    """Print a Markdown table: bound, precision and recall at IoU 0.3 and 0.5, ms per image."""
+    marked = read_boxes(images / "boxes.csv")
+    files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    decoded = {p.name: decode_image(p.read_bytes()) for p in files}
+    detector = load_detector()
+    print(f"{len(files)} images, {sum(len(b) for b in marked.values())} marked faces in {images}; "
+          f"scale factor {settings.scale_factor}, min neighbours {settings.min_neighbors}, "
+          f"min size {settings.min_size}; {machine()}")
+    print("| size bound | precision @0.3 | recall @0.3 | precision @0.5 | recall @0.5 | ms per image (median) |")
+    print("|---|---|---|---|---|---|")
+    for bound in max_sides:
+        chosen = settings._replace(max_side=bound)
+        found, seconds = {}, []
+        for name, image in decoded.items():
+            start = time.perf_counter()
+            found[name] = detector.detect(image, chosen)
+            seconds.append(time.perf_counter() - start)
+        at3, at5 = score_detections(found, marked)
+        print(f"| {bound} px | {at3.precision:.3f} | {at3.recall:.3f} | {at5.precision:.3f} | {at5.recall:.3f} "
+              f"| {statistics.median(seconds) * 1000:.0f} |")
+
+
+def classify(model_path, runs):
+    """Print median ms per face for batches of 1 and 8 with each way to call the model, the crop
+    and resize included for the page's own path."""
+    import numpy as np
+
+    from animerec.crop import crop_faces
+    from animerec.detect import Box
+    from animerec.model import load_recognizer
+
+    recognizer = load_recognizer(model_path)
+    model, size = recognizer.model, recognizer.input_size
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (768, 1024, 3), dtype=np.uint8)
+    boxes = [Box(40 + 100 * i, 200, 90, 90) for i in range(8)]
+    ways = {
+        "predict_on_batch (page)": lambda b: recognizer.classify(crop_faces(image, b, size)),
+        "model(x) eager call": lambda b: model(crop_faces(image, b, size), training=False),
+        "predict()": lambda b: model.predict(crop_faces(image, b, size), verbose=0),
+    }
+    print(f"model {recognizer.version}, input {size} px, {runs} runs each; crop and resize included; {machine()}")
+    print("| way | ms per image, 1 face | ms per face, batch of 8 |")
+    print("|---|---|---|")
+    for name, call in ways.items():
+        row = []
+        for batch in (boxes[:1], boxes):
+            for _ in range(3):
+                call(batch)
+            times = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                call(batch)
+                times.append(time.perf_counter() - start)
+            row.append(statistics.median(times) * 1000 / len(batch))
+        print(f"| {name} | {row[0]:.1f} | {row[1]:.1f} |")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m animerec.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("detection")
+    p.add_argument("--images", type=Path, default=None, help="folder with images and boxes.csv (default: the shared scenes)")
+    p.add_argument("--max-side", type=int, nargs="+", default=[1024, 640, 512])
+    p = commands.add_parser("classify")
+    p.add_argument("--model", type=Path, default=None)
+    p.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args(argv)
+    if args.command == "detection":
+        images = args.images or data_dir() / "scenes"
+        if not (images / "boxes.csv").is_file():
+            print(f"error: no boxes.csv in {images}", file=sys.stderr)
+            return 1
+        detection(images, args.max_side)
+    else:
+        classify(args.model, args.runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

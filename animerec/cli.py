@@ -1,0 +1,136 @@
+"""`python -m animerec IMAGE|DIR [...]`: the page's twin on the command line.
+
+Bad files are reported on one line each on stderr (and as `{"file", "error"}` in the JSON) while
+the other files are still processed; the exit status is then 1. Never a traceback.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from animerec import defaults  # noqa: E402
+from animerec.decode import decode_image  # noqa: E402
+from animerec.detect import DetectorSettings, load_detector  # noqa: E402
+from animerec.errors import AnimerecError  # noqa: E402
+from animerec.paths import DEFAULT_MODEL_DIR, IMAGE_EXTENSIONS, model_dir  # noqa: E402
+from animerec.recognize import default_threshold, recognize, to_dict  # noqa: E402
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m animerec",
+        description="Find anime faces in images and name the characters.",
+        epilog="A file whose name is a subcommand (e.g. 'enroll') is passed as './enroll'.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="IMAGE|DIR",
+                        help="image files, or folders whose images are all read")
+    parser.add_argument("--top-k", type=int, default=defaults.TOP_K, help="characters listed per face (default %(default)s)")
+    parser.add_argument("--threshold", type=float,
+                        help="a face scoring below this is 'unknown' (default: the model card's, else %s)" % defaults.THRESHOLD)
+    parser.add_argument("--no-detect", action="store_true", help="treat each whole image as one face")
+    parser.add_argument("--json", action="store_true", help="print one JSON array instead of text")
+    parser.add_argument("--save-annotated", type=Path, metavar="DIR", help="write each image with its boxes as PNG here")
+    parser.add_argument("--model", type=Path, help="model directory (default: ANIMEREC_MODEL, else models/default)")
+    detector = parser.add_argument_group("detector")
+    detector.add_argument("--scale-factor", type=float, default=defaults.SCALE_FACTOR)
+    detector.add_argument("--min-neighbors", type=int, default=defaults.MIN_NEIGHBORS)
+    detector.add_argument("--min-size", type=int, default=defaults.MIN_SIZE)
+    detector.add_argument("--max-side", type=int, default=defaults.DETECT_MAX_SIDE,
+                          help="longest side of the copy the cascade searches (default %(default)s)")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    problem = _check_arguments(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        detector = load_detector()
+        recognizer = _load_model(args.model)
+    except AnimerecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    threshold = args.threshold if args.threshold is not None else default_threshold(recognizer)
+    settings = DetectorSettings(args.scale_factor, args.min_neighbors, args.min_size, args.max_side)
+    model_name = recognizer.version if recognizer else None
+
+    results, failed = [], False
+    for path in _expand(args.paths):
+        try:
+            image = decode_image(path.read_bytes())
+            faces = recognize(image, detector, recognizer, settings, not args.no_detect, threshold, args.top_k)
+            if args.save_annotated:
+                _save_annotated(image, faces, path, args.save_annotated)
+        except (AnimerecError, OSError) as error:
+            failed = True
+            message = f"cannot read this file ({error.strerror or error}): check the path." if isinstance(error, OSError) else str(error)
+            print(f"{path}: {message}", file=sys.stderr)
+            results.append({"file": str(path), "error": message})
+            continue
+        results.append({"file": str(path), "faces": [to_dict(f) for f in faces],
+                        "model": model_name, "threshold": threshold})
+        if not args.json:
+            _print_text(path, faces)
+    if args.json:
+        print(json.dumps(results, indent=1, ensure_ascii=False))
+    return 1 if failed else 0
+
+
+def _check_arguments(args):
+    if args.top_k < 1:
+        return "--top-k must be at least 1."
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        return "--threshold must be between 0 and 1."
+    if args.scale_factor <= 1.0:
+        return "--scale-factor must be greater than 1 (upstream uses 1.1)."
+    if args.min_neighbors < 0 or args.min_size < 1 or args.max_side < 32:
+        return "--min-neighbors must be >= 0, --min-size >= 1 and --max-side >= 32."
+    return None
+
+
+def _load_model(path):
+    """The recogniser, or None (with a note) when the default model directory is absent. A
+    model the user named explicitly must load."""
+    chosen = path or model_dir()
+    if path is None and not os.environ.get("ANIMEREC_MODEL") and not DEFAULT_MODEL_DIR.exists():
+        print(f"note: no recogniser is installed ({DEFAULT_MODEL_DIR} is missing): faces are found but not named.",
+              file=sys.stderr)
+        return None
+    from animerec.model import load_recognizer
+
+    return load_recognizer(chosen)
+
+
+def _expand(paths):
+    """Files as given; folders as their images, sorted."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            yield path
+
+
+def _save_annotated(image, faces, path, folder):
+    from PIL import Image
+
+    from animerec.draw import draw_faces
+
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(draw_faces(image, faces)).save(folder / f"{path.stem}.annotated.png")
+
+
+def _print_text(path, faces):
+    print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
+    for i, face in enumerate(faces, 1):
+        box = "x={} y={} w={} h={}".format(*face.box)
+        if face.label is None:
+            print(f"  {i}. {box}")
+            continue
+        ranked = ", ".join(f"{slug} {p:.1%}" for slug, p in face.top_k)
+        print(f"  {i}. {box}: {face.name} ({face.score:.1%})  [{ranked}]")

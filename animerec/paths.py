@@ -1,0 +1,22 @@
+"""Where the package finds its files: everything relative to this file, never the working
+directory, and each overridable by an environment variable."""
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
+DEFAULT_CASCADE = REPO_ROOT / "cascades" / "lbpcascade_animeface.xml"
+DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+
+
+def model_dir():
+    """The model directory to load: `ANIMEREC_MODEL`, else `models/default/`."""
+    return Path(os.environ.get("ANIMEREC_MODEL") or DEFAULT_MODEL_DIR)
+
+
+def data_dir():
+    """The shared training and test images: `ANIMEREC_DATA`, else `../shared/data`."""
+    return Path(os.environ.get("ANIMEREC_DATA") or DEFAULT_DATA_DIR)

@@ -1,0 +1,261 @@
+"""animerec's page: upload a picture or take a snapshot, see every anime face boxed and named.
+
+Run with `streamlit run streamlit_app.py`. Widgets live in the `*_ui()` functions, which return
+plain values; the compute is the `animerec` library's; the detector and the model are loaded
+once per server, and the network runs once per (image, detector settings).
+"""
+
+import hashlib
+import io
+import json
+import logging
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from animerec import defaults
+from animerec.decode import decode_image
+from animerec.detect import DetectorSettings, load_detector
+from animerec.draw import draw_faces, face_colour
+from animerec.errors import AnimerecError, ModelError
+from animerec.model import load_recognizer
+from animerec.paths import DEFAULT_MODEL_DIR, model_dir
+from animerec.recognize import analyse, default_threshold, name_faces, to_dict
+
+log = logging.getLogger("animerec")
+if not log.handlers:  # show the library's load and forward-pass lines in the server's log
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(asctime)s animerec: %(message)s"))
+    log.addHandler(_handler)
+    log.setLevel(logging.INFO)
+
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp"]
+
+
+@st.cache_resource(show_spinner="Loading the face detector...")
+def get_detector():
+    return load_detector()
+
+
+@st.cache_resource(show_spinner="Loading the recogniser...")
+def get_recognizer():
+    """The model, or None when the default model directory is simply not there yet."""
+    if model_dir() == DEFAULT_MODEL_DIR and not DEFAULT_MODEL_DIR.exists():
+        return None
+    return load_recognizer()
+
+
+@st.cache_data(max_entries=64, ttl=3600, show_spinner="Finding and naming faces...")
+def analyse_upload(data, settings, detect, model_version):
+    """Decode, detect, crop and classify: cached per (bytes, settings, whole-image, model), so
+    moving the threshold or top-k never runs the network again. `model_version` is part of the
+    key so that a new model is not served old answers."""
+    image = decode_image(data)
+    return image, analyse(image, get_detector(), get_recognizer(), settings, detect)
+
+
+def main():
+    st.set_page_config(page_title="animerec: who is that anime character?", page_icon=":mag:", layout="wide")
+    st.title("Who is that anime character?")
+    st.caption(
+        "Upload a picture or take a snapshot: every anime face is boxed and named, with how sure "
+        "the model is. Your pictures stay in this server's memory and are never written to disk."
+    )
+    try:
+        get_detector()
+    except AnimerecError as error:
+        st.error(str(error))
+        st.stop()
+    recognizer = recognizer_ui()
+    threshold, top_k, settings = sidebar_ui(recognizer)
+    about_ui(recognizer)
+
+    upload_tab, camera_tab = st.tabs(["Upload", "Webcam"])
+    with upload_tab:
+        files = st.file_uploader("Images (JPEG, PNG, WebP, GIF, BMP)", type=UPLOAD_TYPES,
+                                 accept_multiple_files=True)
+        if not files:
+            st.info("Choose one or several images. Illustrations with visible faces work best.")
+        results_ui([(f.name, f.getvalue()) for f in files or []], recognizer, threshold, top_k, settings)
+    with camera_tab:
+        st.caption("The camera works when the page is opened on localhost or over HTTPS.")
+        snapshot = st.camera_input("Take a snapshot")
+        results_ui([("webcam snapshot", snapshot.getvalue())] if snapshot else [],
+                   recognizer, threshold, top_k, settings)
+
+
+def recognizer_ui():
+    """Load the model once per server; without one, say so and keep finding faces."""
+    try:
+        recognizer = get_recognizer()
+    except ModelError as error:
+        st.warning(f"{error} Faces are still found, but not named.")
+        return None
+    if recognizer is None:
+        st.warning(f"No recogniser is installed ({DEFAULT_MODEL_DIR} is missing): faces are found but not named.")
+    return recognizer
+
+
+def sidebar_ui(recognizer):
+    """The sidebar's controls, as (threshold, top_k, DetectorSettings)."""
+    sidebar = st.sidebar
+    sidebar.header("Settings")
+    threshold = sidebar.slider(
+        "Confidence threshold", 0.0, 1.0, default_threshold(recognizer), 0.01,
+        help="A face whose score is below this is called Unknown.",
+    )
+    classes = len(recognizer.characters) if recognizer else defaults.TOP_K
+    top_k = sidebar.slider("Characters per face", 1, max(2, min(10, classes)), min(defaults.TOP_K, classes),
+                           help="How many of the closest characters each chart shows.")
+    with sidebar.expander("Detector sensitivity"):
+        scale_factor = st.slider("Scale factor", 1.02, 1.5, defaults.SCALE_FACTOR, 0.01,
+                                 help="Step between the sizes searched: smaller finds more faces, slower.")
+        min_neighbors = st.slider("Min neighbours", 1, 10, defaults.MIN_NEIGHBORS,
+                                  help="Overlapping hits a face needs: fewer finds more, with more mistakes.")
+        min_size = st.slider("Min face size (px)", 8, 256, defaults.MIN_SIZE,
+                             help="Smallest face searched for, in pixels of your image.")
+    return threshold, top_k, DetectorSettings(scale_factor, min_neighbors, min_size, defaults.DETECT_MAX_SIDE)
+
+
+def about_ui(recognizer):
+    with st.expander("About the model"):
+        if recognizer is None:
+            st.write("No recogniser is installed. Train one with `python -m train fit` (see the README).")
+            return
+        card = recognizer.card
+        test = card.get("metrics", {}).get("test", {})
+        training = card.get("training", {})
+        st.markdown(
+            f"**Version** `{recognizer.version}`: a `{card.get('architecture', '?')}` network trained from "
+            f"scratch on {training.get('classes', len(recognizer.characters))} characters' face crops, "
+            f"{card.get('input_size', recognizer.input_size)} px input."
+        )
+        if test:
+            st.markdown(
+                f"On {test.get('images', '?')} held-out test faces: **{test.get('accuracy', 0):.1%}** accuracy, "
+                f"**{test.get('macro_accuracy', 0):.1%}** macro accuracy (mean per-character recall), "
+                f"{test.get('top5_accuracy', 0):.1%} top-5."
+            )
+        if training:
+            st.markdown(
+                f"Trained for {training.get('epochs_run', '?')} epochs (best at {training.get('best_epoch', '?')}) "
+                f"with {training.get('optimizer', '?')}; {training.get('loss', '')}. Score: {card.get('score', '?')}."
+            )
+        st.dataframe(
+            pd.DataFrame([{"character": c.name, "series": c.series} for c in recognizer.characters]),
+            hide_index=True, width="stretch",
+        )
+
+
+def results_ui(inputs, recognizer, threshold, top_k, settings):
+    """One result block per (name, bytes), then downloads of all results."""
+    rows = []
+    for index, (name, data) in enumerate(inputs):
+        try:
+            rows.append(result_ui(index, name, data, recognizer, threshold, top_k, settings))
+        except AnimerecError as error:
+            st.error(f"{name}: {error}")
+            rows.append({"file": name, "error": str(error)})
+        except Exception as error:  # a bug must not take the page down
+            log.exception("failed on %s", name)
+            st.error(f"{name}: something went wrong while reading this image ({type(error).__name__}). "
+                     "Try another file; the rest of the page still works.")
+            rows.append({"file": name, "error": f"internal error ({type(error).__name__})"})
+    if inputs:
+        downloads_ui(rows, key=hashlib.sha1("".join(n for n, _ in inputs).encode()).hexdigest()[:8])
+
+
+def result_ui(index, name, data, recognizer, threshold, top_k, settings):
+    """Show one image's annotated picture and per-face charts; return its JSON-ready result."""
+    digest = hashlib.sha1(data).hexdigest()[:12]
+    version = recognizer.version if recognizer else None
+    st.subheader(name)
+    whole = st.session_state.get(f"whole-{digest}", False)
+    image, analysis = analyse_upload(data, settings, not whole, version)
+    characters = recognizer.characters if recognizer else []
+    faces = name_faces(analysis, characters, threshold, top_k)
+    if not faces:
+        st.info(f"No face found in {name}. Try a lower min face size or fewer min neighbours in the "
+                "sidebar, or classify the whole image as one face.")
+    if not faces or whole:
+        st.checkbox("Classify the whole image as one face", key=f"whole-{digest}",
+                    help="For pictures that are already a face crop.")
+    annotated = draw_faces(image, faces)
+    left, right = st.columns([3, 2])
+    with left:
+        st.image(annotated, caption=f"{name}: {len(faces)} face{'s' if len(faces) != 1 else ''}",
+                 width="stretch")
+        st.download_button("Download the annotated image (PNG)", _png(annotated),
+                           file_name=f"{name.rsplit('.', 1)[0]}.annotated.png", mime="image/png",
+                           key=f"png-{index}-{digest}")
+    with right:
+        for i, face in enumerate(faces):
+            face_ui(i, face, analysis.crops[i], threshold)
+    return {"file": name, "faces": [to_dict(f) for f in faces], "model": version, "threshold": threshold}
+
+
+def face_ui(i, face, crop, threshold):
+    """The crop, the verdict and the top-k chart of face number i + 1."""
+    crop_column, chart_column = st.columns([1, 3])
+    crop_column.image(crop, caption=f"face {i + 1}", width=96)
+    with chart_column:
+        if face.label is None:
+            st.markdown(f"**{i + 1}.** A face, not named: no recogniser is installed.")
+            return
+        best_slug, best_p = face.top_k[0]
+        if face.label == "unknown":
+            closest = next((name for slug, name in _names(face) if slug == best_slug), best_slug)
+            st.markdown(f"**{i + 1}. Unknown**: the closest is {closest} at {best_p:.0%}, "
+                        f"below the threshold {threshold:.0%}.")
+        else:
+            st.markdown(f"**{i + 1}. {face.name}**: {face.score:.0%}")
+        st.altair_chart(_chart(face, face_colour(i, face)), width="stretch")
+
+
+def _names(face):
+    recognizer = get_recognizer()
+    names = {c.slug: c.name for c in recognizer.characters} if recognizer else {}
+    return [(slug, names.get(slug, slug)) for slug, _ in face.top_k]
+
+
+def _chart(face, colour):
+    """Horizontal bars of the top-k probabilities, best on top."""
+    data = pd.DataFrame([{"character": name, "probability": p}
+                         for (_, name), (_, p) in zip(_names(face), face.top_k)])
+    height = 28 * len(data) + 20
+    return (
+        alt.Chart(data, height=height)
+        .mark_bar(color=colour, stroke="black", strokeWidth=0.5)
+        .encode(
+            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", title=None)),
+            y=alt.Y("character:N", sort="-x", title=None),
+            tooltip=["character", alt.Tooltip("probability:Q", format=".1%")],
+        )
+    )
+
+
+def downloads_ui(rows, key):
+    """All results of this tab as JSON and CSV (one row per face)."""
+    table = [
+        {"file": r["file"], "face": i + 1, "x": f["box"][0], "y": f["box"][1], "w": f["box"][2], "h": f["box"][3],
+         "label": f["label"], "name": f["name"], "score": f["score"]}
+        for r in rows for i, f in enumerate(r.get("faces", []))
+    ]
+    columns = ["file", "face", "x", "y", "w", "h", "label", "name", "score"]
+    left, right = st.columns(2)
+    left.download_button("Download all results (JSON)", json.dumps(rows, indent=1, ensure_ascii=False),
+                         file_name="animerec-results.json", mime="application/json", key=f"json-{key}")
+    right.download_button("Download all results (CSV)", pd.DataFrame(table, columns=columns).to_csv(index=False),
+                          file_name="animerec-results.csv", mime="text/csv", key=f"csv-{key}")
+
+
+def _png(image):
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+main()

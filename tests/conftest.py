@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny synthetic images for the mechanics, ../shared/data for the claims."""
+
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from animerec.paths import data_dir
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def encode(image, fmt="PNG", **options):
+    """Encode a PIL image to bytes in memory."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def gradient(width=64, height=48):
+    """An (H, W, 3) uint8 RGB test card whose corners differ, so rotations are detectable."""
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([x * 255 // max(1, width - 1), y * 255 // max(1, height - 1),
+                     np.full_like(x, 128)], axis=2).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def data():
+    """../shared/data (or ANIMEREC_DATA); tests that need it skip with a reason when absent."""
+    root = data_dir()
+    if not (root / "scenes" / "boxes.csv").is_file():
+        pytest.skip(f"the shared data folder is not at {root}: set ANIMEREC_DATA to run this test")
+    return root
+
+
+@pytest.fixture(scope="session")
+def detector():
+    from animerec import load_detector
+
+    return load_detector()
+
+
+@pytest.fixture(scope="session")
+def recognizer():
+    """The shipped default model."""
+    from animerec import load_recognizer
+
+    return load_recognizer()

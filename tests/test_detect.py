@@ -1,0 +1,75 @@
+"""The cascade: mechanics on synthetic images, and detection quality on the real scenes."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from animerec import Box, DetectorSettings, decode_image
+from animerec.defaults import DETECT_MAX_SIDE
+from animerec.detection_eval import iou, match, read_boxes, score_detections
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_a_blank_image_has_no_faces(detector):
+    assert detector.detect(np.full((300, 400, 3), 255, np.uint8)) == []
+
+
+def test_a_tiny_image_has_no_faces_and_no_error(detector):
+    assert detector.detect(np.zeros((1, 1, 3), np.uint8)) == []
+    assert detector.detect(np.zeros((200, 20_000, 3), np.uint8)) == []
+
+
+def test_iou_and_greedy_matching():
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+    # One found box overlapping two marked ones matches only one of them.
+    assert match([(0, 0, 10, 10)], [(0, 0, 10, 10), (1, 0, 10, 10)], 0.3) == 1
+    scores = score_detections({"a": [(0, 0, 10, 10), (50, 50, 5, 5)]}, {"a": [(0, 0, 10, 10)], "b": [(0, 0, 4, 4)]})
+    assert (scores[0].precision, scores[0].recall) == (0.5, 0.5)
+
+
+def readme_figures():
+    """Precision and recall at IoU 0.3 for the default size bound, from the README's table."""
+    row = re.search(rf"^\| {DETECT_MAX_SIDE} px \| ([0-9.]+) \| ([0-9.]+) \|", README.read_text(), re.MULTILINE)
+    assert row, f"the README's detection table has no row for the default bound {DETECT_MAX_SIDE} px"
+    return float(row.group(1)), float(row.group(2))
+
+
+def test_detection_on_the_shared_scenes_matches_the_readme(data, detector):
+    scenes = data / "scenes"
+    marked = read_boxes(scenes / "boxes.csv")
+    found = {}
+    for path in sorted(scenes.glob("*.jpg")):
+        image = decode_image(path.read_bytes())
+        boxes = detector.detect(image)
+        height, width = image.shape[:2]
+        assert all(0 <= b.x and 0 <= b.y and b.x + b.w <= width and b.y + b.h <= height for b in boxes)
+        found[path.name] = boxes
+    at3, at5 = score_detections(found, marked)
+    print(f"\nscenes at IoU 0.3: precision {at3.precision:.3f}, recall {at3.recall:.3f}; "
+          f"at 0.5: {at5.precision:.3f}, {at5.recall:.3f}")
+    precision, recall = readme_figures()
+    assert at3.precision >= precision - 0.02
+    assert at3.recall >= recall - 0.02
+
+
+def test_boxes_are_mapped_back_to_the_full_image(data, detector):
+    marked = read_boxes(data / "scenes" / "boxes.csv")
+    name = next(n for n, b in marked.items() if len(b) == 1 and b[0].w > 150)
+    image = decode_image((data / "scenes" / name).read_bytes())
+    small = detector.detect(image, DetectorSettings(max_side=400))
+    assert small, f"no face found in {name} at 400 px"
+    best = max(iou(b, marked[name][0]) for b in small)
+    assert best >= 0.3, "a box found on the reduced copy must land on the face in the original's pixels"
+
+
+def test_boxes_are_box_tuples_sorted_left_to_right(data, detector):
+    marked = read_boxes(data / "scenes" / "boxes.csv")
+    name = next(n for n, b in marked.items() if len(b) >= 2)
+    boxes = detector.detect(decode_image((data / "scenes" / name).read_bytes()))
+    assert all(isinstance(b, Box) for b in boxes)
+    assert [b.x for b in boxes] == sorted(b.x for b in boxes)

@@ -1,0 +1,97 @@
+"""The page, driven headless with Streamlit's AppTest (the browser tests are elsewhere).
+
+Forward passes are counted from the real recogniser's own log lines, not by timing.
+"""
+
+import logging
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from conftest import encode
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+TIMEOUT = 180  # TensorFlow's import alone takes seconds on a 2-core machine
+
+
+@pytest.fixture()
+def page():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture()
+def forward_passes(caplog):
+    caplog.set_level(logging.INFO, logger="animerec")
+    return lambda: sum("forward pass" in r.getMessage() for r in caplog.records)
+
+
+def upload(at, *files):
+    at.file_uploader[0].set_value(list(files)).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_page_opens_with_the_model_card(page):
+    assert page.title[0].value
+    assert not page.error
+    about = page.expander[0]
+    text = " ".join(m.value for m in about.markdown)
+    assert "held-out test faces" in text and "%" in text
+    assert len(about.dataframe[0].value) >= 2  # the characters the model knows
+
+
+def test_a_real_scene_gives_the_annotated_image_and_one_chart_per_face(page, data, forward_passes):
+    scene = (data / "scenes" / "101.jpg").read_bytes()
+    upload(page, ("101.jpg", scene, "image/jpeg"))
+    assert not page.error
+    charts = page.get("vega_lite_chart")
+    verdicts = [m.value for m in page.markdown if m.value.startswith(("**1.", "**2."))]
+    assert len(charts) == 2 and len(verdicts) == 2
+    images = page.get("image")
+    assert len(images) == 1 + 2  # the annotated picture and one crop per face
+    assert forward_passes() == 1
+    assert {b.label for b in page.get("download_button")} >= {
+        "Download the annotated image (PNG)", "Download all results (JSON)", "Download all results (CSV)"}
+
+
+def test_moving_the_threshold_or_top_k_never_runs_the_network_again(page, data, forward_passes):
+    upload(page, ("101.jpg", (data / "scenes" / "101.jpg").read_bytes(), "image/jpeg"))
+    before = forward_passes()
+    page.sidebar.slider[0].set_value(1.0).run()
+    verdicts = [m.value for m in page.markdown if m.value.startswith("**")]
+    assert sum("Unknown" in v for v in verdicts) == 2
+    page.sidebar.slider[1].set_value(2).run()
+    assert forward_passes() == before
+    # A detector setting is a new question: the network runs once for it, then not again.
+    page.sidebar.slider[3].set_value(4).run()  # min neighbours
+    assert forward_passes() == before + 1
+    page.sidebar.slider[0].set_value(0.2).run()
+    assert forward_passes() == before + 1
+
+
+def test_junk_bytes_give_a_sentence_and_the_next_upload_works(page, data):
+    upload(page, ("junk.png", b"definitely not a picture", "image/png"))
+    assert len(page.error) == 1 and "not an image" in page.error[0].value
+    upload(page, ("empty.jpg", b"", "image/jpeg"), ("101.jpg", (data / "scenes" / "101.jpg").read_bytes(), "image/jpeg"))
+    assert len(page.error) == 1 and "empty" in page.error[0].value
+    assert len(page.get("vega_lite_chart")) == 2
+
+
+def test_a_blank_image_says_no_face_and_offers_the_whole_image(page):
+    blank = encode(Image.new("RGB", (200, 150), "white"), "PNG")
+    upload(page, ("blank.png", blank, "image/png"))
+    assert any("No face found" in i.value for i in page.info)
+    page.checkbox[0].check().run()
+    assert not page.exception
+    assert len(page.get("vega_lite_chart")) == 1
+
+
+def test_several_uploads_give_one_block_each(page, data):
+    blank = encode(Image.new("RGB", (64, 64), "white"), "PNG")
+    upload(page, ("a.png", blank, "image/png"), ("101.jpg", (data / "scenes" / "101.jpg").read_bytes(), "image/jpeg"))
+    assert [s.value for s in page.subheader] == ["a.png", "101.jpg"]

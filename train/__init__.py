@@ -1,0 +1,1 @@
+"""Training side of animerec: `python -m train prepare|fit|evaluate|bench`."""

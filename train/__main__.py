@@ -1,0 +1,7 @@
+"""`python -m train prepare|fit|evaluate|bench`."""
+
+import sys
+
+from train.cli import main
+
+sys.exit(main())

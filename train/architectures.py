@@ -1,0 +1,101 @@
+"""The networks `train fit --arch` can build.
+
+Both take uint8 RGB crops of shape (S, S, 3) and end in a softmax over the characters. Scaling
+to 0..1 and the training-time augmentation live inside the model (keras-io's
+`image_classification_from_scratch` does the same), so the page feeds it raw crops and one
+preprocessing path serves training and serving alike. Augmentation layers are inactive at
+inference, so they cost nothing there.
+"""
+
+import keras
+from keras import layers
+
+ARCHITECTURES = ("seed", "default")
+
+
+def make_augmentation(seed=None):
+    """Augmentation for anime face crops, as a Sequential that only acts in training.
+
+    Flip (faces are roughly symmetric; hair partings are not, but flipped fan art is common),
+    zoom and shift wide enough to cover the gap between the tight Danbooru crops, the looser
+    AnimeFace crops and the cascade-plus-margin crop the page makes, a small rotation for tilted
+    heads, and mild colour jitter: hair and eye colour are what tell characters apart, so hue is
+    left alone and only brightness, contrast and saturation move.
+    """
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomRotation(0.04, fill_mode="reflect", seed=seed),
+            layers.RandomZoom((-0.25, 0.15), fill_mode="reflect", seed=seed),
+            layers.RandomTranslation(0.08, 0.08, fill_mode="reflect", seed=seed),
+            layers.RandomBrightness(0.15, value_range=(0.0, 1.0), seed=seed),
+            layers.RandomContrast(0.2, seed=seed),
+            layers.RandomSaturation((0.35, 0.65), value_range=(0.0, 1.0), seed=seed),
+        ],
+        name="augment",
+    )
+
+
+def make_model(arch, image_size, num_classes, seed=None):
+    """Build the named network for (image_size, image_size, 3) uint8 input.
+
+    Returns an uncompiled `keras.Model` whose output is (N, num_classes) softmax probabilities
+    (float32 even under a mixed-precision policy) and whose penultimate layer is named
+    "embedding".
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"Unknown architecture {arch!r}: choose one of {', '.join(ARCHITECTURES)}.")
+    inputs = keras.Input((image_size, image_size, 3), name="crop")
+    x = layers.Rescaling(1.0 / 255, name="scale")(inputs)
+    x = make_augmentation(seed)(x)
+    body = _seed_body if arch == "seed" else _default_body
+    x = body(x)
+    outputs = layers.Dense(num_classes, name="logits")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(outputs)
+    return keras.Model(inputs, outputs, name=arch)
+
+
+def _seed_body(x):
+    """The student report's network: three 3x3 convolutions 32/32/64 with 2x2 pooling,
+    a dense layer of 64 and dropout 0.3."""
+    for filters in (32, 32, 64):
+        x = layers.Conv2D(filters, 3, activation="relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(64, activation="relu", name="embedding")(x)
+    return layers.Dropout(0.3)(x)
+
+
+DEFAULT_WIDTHS = (32, 64, 128, 256)
+
+
+def _default_body(x):
+    """A small pre-activation ResNet: a strided stem, four stages of two residual blocks
+    (the first of each stage from the second on halves the resolution), global average
+    pooling, and a 256-wide embedding. About 2.8 M parameters."""
+    x = layers.Conv2D(DEFAULT_WIDTHS[0], 3, strides=2, padding="same", use_bias=False, name="stem")(x)
+    for stage, filters in enumerate(DEFAULT_WIDTHS):
+        for block in range(2):
+            strides = 2 if stage > 0 and block == 0 else 1
+            x = _residual_block(x, filters, strides, name=f"s{stage}b{block}")
+    x = layers.BatchNormalization(name="head_bn")(x)
+    x = layers.Activation("relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.3)(x)
+    x = layers.Dense(256, name="embedding")(x)
+    x = layers.BatchNormalization(name="embedding_bn")(x)
+    x = layers.Activation("relu")(x)
+    return layers.Dropout(0.2)(x)
+
+
+def _residual_block(x, filters, strides, name):
+    shortcut = x
+    x = layers.BatchNormalization(name=f"{name}_bn1")(x)
+    x = layers.Activation("relu")(x)
+    if strides != 1 or shortcut.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False, name=f"{name}_proj")(x)
+    x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn2")(x)
+    x = layers.Activation("relu")(x)
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(x)
+    return layers.Add(name=f"{name}_add")([shortcut, x])

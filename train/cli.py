@@ -1,0 +1,58 @@
+"""Command line of the training side. Each subcommand is a thin wrapper over one module."""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("prepare", help="crop faces out of raw illustrations, one folder per character")
+    p.add_argument("raw_dir", type=Path)
+    p.add_argument("out_dir", type=Path)
+
+    p = commands.add_parser("fit", help="train a network and write a model directory")
+    p.add_argument("--data", type=Path, required=True, help="folder with one sub-folder of crops per character")
+    p.add_argument("--out", type=Path, required=True, help="model directory to write, e.g. models/default")
+    p.add_argument("--arch", choices=("seed", "default"), default="default")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--image-size", type=int, default=80)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--learning-rate", type=float, default=2e-3)
+    p.add_argument("--patience", type=int, default=10, help="epochs without progress before stopping")
+    p.add_argument("--cache", type=Path, default=Path(".cache"), help="where decoded crops are cached")
+
+    p = commands.add_parser("evaluate", help="metrics JSON and a confusion-matrix PNG on folder-per-class data")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--confusion", type=Path, help="PNG to write (default: confusion.png beside --model)")
+
+    args = parser.parse_args(argv)
+    if args.command == "prepare":
+        from train.prepare import prepare
+
+        prepare(args.raw_dir, args.out_dir)
+    elif args.command == "fit":
+        from train.fit import fit
+
+        fit(args.data, args.out, arch=args.arch, epochs=args.epochs, image_size=args.image_size,
+            batch_size=args.batch_size, seed=args.seed, learning_rate=args.learning_rate,
+            patience=args.patience, cache_dir=args.cache)
+    elif args.command == "evaluate":
+        from animerec.errors import AnimerecError
+        from train.evaluate import evaluate_folder
+
+        try:
+            result = evaluate_folder(args.data, args.model, args.confusion)
+        except (AnimerecError, FileNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        print(json.dumps(result, indent=1))
+    return 0

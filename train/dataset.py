@@ -1,0 +1,144 @@
+"""Folder-per-class face crops: loading, near-duplicate grouping and the seeded split.
+
+Everything here is NumPy, OpenCV and Pillow, so the same pipeline feeds Keras under TensorFlow
+on a laptop and under JAX on a GPU machine that has no TensorFlow.
+"""
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from animerec.crop import resize_square
+from animerec.decode import decode_image
+from animerec.errors import ImageError
+from animerec.paths import IMAGE_EXTENSIONS
+
+SPLITS = ("train", "val", "test")
+
+
+class FaceSet(NamedTuple):
+    """Face crops of several characters, all resized to one square size.
+
+    images: (N, S, S, 3) uint8 RGB. labels: (N,) int32 indices into `classes`.
+    classes: the class slugs (folder names), sorted. files: (N,) paths relative to the root.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: list
+    files: list
+
+
+def list_images(root):
+    """Return {class slug: [image paths]} for each sub-folder of `root` that holds images."""
+    root = Path(root)
+    classes = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if files:
+            classes[folder.name] = files
+    return classes
+
+
+def load_faces(root, image_size, cache_dir=None, classes=None):
+    """Read every crop under `root` (one sub-folder per character), resized to `image_size`.
+
+    Unreadable files are skipped with a warning on stderr. With `cache_dir`, the decoded array
+    is kept as a compressed .npz keyed by the file list and size, so later runs (and the copy
+    sent to a GPU machine) skip decoding. `classes` fixes the class order (for evaluating a model
+    on data whose folders are a subset or superset); by default it is the sorted folder names.
+    """
+    root = Path(root)
+    by_class = list_images(root)
+    if not by_class:
+        raise FileNotFoundError(f"No images in sub-folders of {root}: expected one folder per character.")
+    classes = list(classes) if classes is not None else sorted(by_class)
+    entries = [(c, p) for c in classes for p in by_class.get(c, [])]
+    key = hashlib.sha1(
+        json.dumps([image_size] + [str(p.relative_to(root)) for _, p in entries]).encode()
+    ).hexdigest()[:16]
+    cache = Path(cache_dir) / f"faces-{image_size}-{key}.npz" if cache_dir else None
+    if cache and cache.exists():
+        with np.load(cache, allow_pickle=False) as saved:
+            return FaceSet(saved["images"], saved["labels"], classes, list(saved["files"]))
+
+    images, labels, files = [], [], []
+    for c, path in entries:
+        try:
+            rgb = decode_image(path.read_bytes())
+        except ImageError as error:
+            print(f"warning: skipped {path}: {error}", file=sys.stderr)
+            continue
+        images.append(resize_square(rgb, image_size))
+        labels.append(classes.index(c))
+        files.append(str(path.relative_to(root)))
+    faces = FaceSet(
+        np.stack(images) if images else np.zeros((0, image_size, image_size, 3), np.uint8),
+        np.asarray(labels, np.int32),
+        classes,
+        files,
+    )
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(cache, images=faces.images, labels=faces.labels, files=np.asarray(files))
+    return faces
+
+
+def dhash(image, bits=8):
+    """Difference hash of an RGB image: a `bits`*`bits`-bit integer that near-duplicates share
+    (or differ in only a few bits), robust to resizing and re-encoding."""
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(gray, (bits + 1, bits), interpolation=cv2.INTER_AREA)
+    diff = (small[:, 1:] > small[:, :-1]).flatten()
+    return int("".join("1" if d else "0" for d in diff), 2)
+
+
+def near_duplicate_groups(images, max_bits=6):
+    """Group indices of `images` whose dHashes differ in at most `max_bits` bits (transitively).
+
+    Returns an (N,) int array of group ids.
+    """
+    hashes = np.array([dhash(im) for im in images], dtype=np.uint64)
+    parent = np.arange(len(images))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(hashes)):
+        xor = np.bitwise_xor(hashes[i + 1 :], hashes[i])
+        distance = np.unpackbits(xor.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+        for j in np.nonzero(distance <= max_bits)[0] + i + 1:
+            parent[find(j)] = find(i)
+    return np.array([find(i) for i in range(len(images))])
+
+
+def split_indices(labels, images, seed=0, fractions=(0.70, 0.15, 0.15)):
+    """Split per class into train / val / test, keeping near-duplicates on one side.
+
+    Groups of near-duplicates (see `near_duplicate_groups`) are shuffled with `seed` and dealt
+    to test, then validation, until each holds its fraction of the class; the rest train.
+    Returns {"train": idx, "val": idx, "test": idx}, each a sorted int array.
+    """
+    rng = np.random.default_rng(seed)
+    parts = {name: [] for name in SPLITS}
+    for c in np.unique(labels):
+        members = np.nonzero(labels == c)[0]
+        groups = near_duplicate_groups(images[members])
+        group_ids = rng.permutation(np.unique(groups))
+        quotas = {"test": fractions[2] * len(members), "val": fractions[1] * len(members)}
+        taken = {"test": 0, "val": 0}
+        for g in group_ids:
+            idx = members[groups == g]
+            target = next((s for s in ("test", "val") if taken[s] < quotas[s]), "train")
+            if target != "train":
+                taken[target] += len(idx)
+            parts[target].extend(idx.tolist())
+    return {name: np.array(sorted(parts[name]), dtype=np.int64) for name in SPLITS}

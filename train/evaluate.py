@@ -1,0 +1,90 @@
+"""Classification metrics and the confusion-matrix picture, shared by `fit` and `evaluate`."""
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+
+def classification_metrics(probabilities, labels, classes):
+    """Accuracy, macro accuracy (mean per-class recall), top-5 accuracy and per-class recall.
+
+    probabilities: (N, C) float. labels: (N,) int indices into `classes`.
+    Returns a JSON-ready dict; classes with no examples are left out of the macro mean.
+    """
+    labels = np.asarray(labels)
+    predicted = probabilities.argmax(axis=1)
+    top5 = np.argsort(-probabilities, axis=1)[:, :5]
+    recall = {}
+    for i, slug in enumerate(classes):
+        members = labels == i
+        if members.any():
+            recall[slug] = round(float((predicted[members] == i).mean()), 4)
+    return {
+        "images": int(len(labels)),
+        "accuracy": round(float((predicted == labels).mean()), 4) if len(labels) else 0.0,
+        "macro_accuracy": round(float(np.mean(list(recall.values()))), 4) if recall else 0.0,
+        "top5_accuracy": round(float((top5 == labels[:, None]).any(axis=1).mean()), 4) if len(labels) else 0.0,
+        "per_class_recall": recall,
+    }
+
+
+def confusion_matrix(probabilities, labels, num_classes):
+    """(C, C) int counts: row = true class, column = predicted class."""
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(matrix, (np.asarray(labels), probabilities.argmax(axis=1)), 1)
+    return matrix
+
+
+def confusion_png(matrix, classes, path, title=""):
+    """Draw a row-normalised confusion matrix with class names to a PNG at `path`."""
+    cell, margin_left, margin_top = 22, 190, 200
+    n = len(classes)
+    size = (margin_left + n * cell + 20, margin_top + n * cell + 20)
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=12)
+    rows = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    for i in range(n):
+        for j in range(n):
+            shade = int(255 * (1 - rows[i, j]))
+            x, y = margin_left + j * cell, margin_top + i * cell
+            draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=(shade, shade, 255), outline=(225, 225, 225))
+            if matrix[i, j]:
+                text = str(matrix[i, j])
+                draw.text((x + cell / 2, y + cell / 2), text, fill="white" if shade < 128 else "black",
+                          font=ImageFont.load_default(size=9), anchor="mm")
+        draw.text((margin_left - 6, margin_top + i * cell + cell / 2), classes[i], fill="black", font=font, anchor="rm")
+    for j in range(n):  # column names, written vertically
+        label = Image.new("RGB", (margin_top - 10, cell), "white")
+        ImageDraw.Draw(label).text((margin_top - 12, cell / 2), classes[j], fill="black", font=font, anchor="rm")
+        image.paste(label.rotate(90, expand=True), (margin_left + j * cell, 4))
+    draw.text((8, 8), title or "rows: true, columns: predicted", fill="black", font=font)
+    image.save(path)
+
+
+def evaluate_folder(data, model_path, confusion_path=None):
+    """Run a model directory over folder-per-class crops; returns the metrics dict and writes
+    the confusion matrix PNG (default: `confusion.png` beside the model directory).
+
+    Folders whose name the model does not know are counted as always wrong.
+    """
+    from pathlib import Path
+
+    from animerec.model import load_recognizer
+    from train.dataset import list_images, load_faces
+
+    recognizer = load_recognizer(model_path)
+    known = [c.slug for c in recognizer.characters]
+    classes = known + sorted(set(list_images(data)) - set(known))
+    faces = load_faces(data, recognizer.input_size, classes=classes)
+    probabilities = np.concatenate(
+        [recognizer.classify(faces.images[i : i + 256]) for i in range(0, len(faces.labels), 256)]
+        or [np.zeros((0, len(known)), np.float32)]
+    )
+    padded = np.pad(probabilities, ((0, 0), (0, len(classes) - len(known))))
+    result = classification_metrics(padded, faces.labels, classes)
+    result["model"] = recognizer.version
+    path = Path(confusion_path) if confusion_path else Path(model_path) / "confusion.png"
+    confusion_png(confusion_matrix(padded, faces.labels, len(classes)), classes, path,
+                  title=f"{recognizer.version} on {Path(data).name}")
+    result["confusion_png"] = str(path)
+    return result

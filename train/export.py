@@ -1,0 +1,74 @@
+"""Write a model directory in the format `animerec.model` loads."""
+
+import csv
+import json
+from pathlib import Path
+
+from animerec.model import CARD_FILE, CARD_MARKDOWN, LABELS_FILE, MODEL_FILE
+
+
+def read_characters(data):
+    """{slug: (name, series)} from the `characters.csv` beside or above the data folder."""
+    for candidate in (Path(data) / "characters.csv", Path(data).parent / "characters.csv"):
+        if candidate.is_file():
+            with candidate.open(newline="", encoding="utf-8") as f:
+                return {row["slug"]: (row["name"], row.get("series", "")) for row in csv.DictReader(f)}
+    return {}
+
+
+def write_model_dir(out, model, classes, card, data, split_files=None):
+    """Save `model` (float32) with its labels, card and, if given, the split's file lists."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    known = read_characters(data)
+    labels = [
+        {"slug": slug, "name": known.get(slug, (slug.replace("_", " ").title(), ""))[0],
+         "series": known.get(slug, ("", ""))[1]}
+        for slug in classes
+    ]
+    model.save(out / MODEL_FILE)
+    (out / LABELS_FILE).write_text(json.dumps(labels, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / CARD_FILE).write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / CARD_MARKDOWN).write_text(card_markdown(card, labels), encoding="utf-8")
+    if split_files is not None:
+        (out / "split.json").write_text(json.dumps(split_files) + "\n", encoding="utf-8")
+
+
+def card_markdown(card, labels):
+    """The card for people: what it is, how it was trained, what it scored."""
+    t, m = card["training"], card["metrics"]["test"]
+    worst = sorted(m["per_class_recall"].items(), key=lambda kv: kv[1])[:5]
+    lines = [
+        f"# Model card: {card['version']}",
+        "",
+        f"A `{card['architecture']}` network ({card['parameters']:,} parameters) trained from scratch on "
+        f"{t['classes']} characters' face crops (`{t['data']}`), input {card['input_size']} x "
+        f"{card['input_size']} RGB.",
+        "",
+        "## Scores on the held-out test split",
+        "",
+        "| accuracy | macro accuracy | top-5 | test images |",
+        "|---|---|---|---|",
+        f"| {m['accuracy']:.1%} | {m['macro_accuracy']:.1%} | {m['top5_accuracy']:.1%} | {m['images']} |",
+        "",
+        "Lowest per-class recall: " + ", ".join(f"{slug} {r:.0%}" for slug, r in worst) + ".",
+        "",
+        f"Score: {card['score']}; a face is Unknown below the threshold {card['threshold']}.",
+        "",
+        "## Training",
+        "",
+        f"- Split: {t['split']}, seed {t['seed']}: " + ", ".join(f"{k} {v}" for k, v in t["images"].items()) + ".",
+        f"- {t['optimizer']}; {t['loss']}; batch {t['batch_size']}.",
+        f"- {t['epochs_run']} epochs run, best validation macro accuracy at epoch {t['best_epoch']} "
+        f"({t['seconds_to_best']} s); {t['seconds_per_epoch']} s per epoch, "
+        f"{t['train_images_per_second']} training images per second.",
+        f"- Backend {t['backend']} on {', '.join(t['devices'])} ({t['machine']}), policy {t['policy']}, {t['date']}.",
+        "",
+        "## Characters",
+        "",
+        "| slug | name | series |",
+        "|---|---|---|",
+        *[f"| {d['slug']} | {d['name']} | {d['series']} |" for d in labels],
+        "",
+    ]
+    return "\n".join(lines)
