@@ -28,6 +28,7 @@ def main(argv=None):
     p.add_argument("--learning-rate", type=float, default=2e-3)
     p.add_argument("--patience", type=int, default=10, help="epochs without progress before stopping")
     p.add_argument("--cache", type=Path, default=Path(".cache"), help="where decoded crops are cached")
+    p.add_argument("--split", type=Path, help="reuse another model's split.json (to compare networks on the same faces)")
 
     p = commands.add_parser("evaluate", help="metrics JSON and a confusion-matrix PNG on folder-per-class data")
     p.add_argument("--data", type=Path, required=True)
@@ -44,7 +45,7 @@ def main(argv=None):
 
         fit(args.data, args.out, arch=args.arch, epochs=args.epochs, image_size=args.image_size,
             batch_size=args.batch_size, seed=args.seed, learning_rate=args.learning_rate,
-            patience=args.patience, cache_dir=args.cache)
+            patience=args.patience, cache_dir=args.cache, split_file=args.split)
     elif args.command == "evaluate":
         from animerec.errors import AnimerecError
         from train.evaluate import evaluate_folder

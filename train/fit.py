@@ -6,6 +6,7 @@ TensorFlow (the page's backend) and under JAX (the GPU machine, which has no Ten
 
 import contextlib
 import datetime
+import json
 import platform
 import time
 from pathlib import Path
@@ -22,13 +23,15 @@ WORK_DIR = "training"  # inside the output directory: checkpoints and the resume
 
 
 def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed=0,
-        learning_rate=2e-3, patience=10, cache_dir=".cache", log=print):
+        learning_rate=2e-3, patience=10, cache_dir=".cache", split_file=None, log=print):
     """Train `arch` on the crops under `data` and write the model directory `out`.
 
     Splits per class with `seed` (near-duplicates kept together), weighs classes by the inverse
     square root of their size, keeps the checkpoint with the best validation macro accuracy,
     stops after `patience` epochs without progress, and resumes from `out/training/` if a
-    previous run was interrupted. The test split alone gives the card's numbers.
+    previous run was interrupted. The test split alone gives the card's numbers. `split_file`
+    (a model directory's `split.json`) reuses another run's split, so two networks are compared
+    on the same faces.
     Returns the card (a dict).
     """
     started = time.time()
@@ -38,7 +41,7 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     keras.utils.set_random_seed(seed)
 
     faces = load_faces(data, image_size, cache_dir=cache_dir)
-    split = split_indices(faces.labels, faces.images, seed=seed)
+    split = read_split(split_file, faces.files) if split_file else split_indices(faces.labels, faces.images, seed=seed)
     x = {name: faces.images[idx] for name, idx in split.items()}
     y = {name: faces.labels[idx] for name, idx in split.items()}
     num_classes = len(faces.classes)
@@ -102,7 +105,8 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
             "data": str(Path(data).name),
             "classes": num_classes,
             "images": {name: int(len(idx)) for name, idx in split.items()},
-            "split": "per class 70/15/15, near-duplicates (dHash within 6 bits) on one side",
+            "split": f"the split of {split_file}" if split_file else
+            "per class 70/15/15, near-duplicates (dHash within 6 bits) on one side",
             "seed": seed,
             "epochs_run": len(clock.seconds),
             "best_epoch": best_epoch,
@@ -128,6 +132,16 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     })
     confusion_png(matrix, faces.classes, out / "confusion.png", title=f"{out.name}: test split")
     return card
+
+
+def read_split(path, files):
+    """Indices of `files` in each part of a `split.json` ({"train": [file, ...], ...})."""
+    named = json.loads(Path(path).read_text())
+    index = {f: i for i, f in enumerate(files)}
+    missing = [f for part in named.values() for f in part if f not in index]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} files of the split {path} are not in the data, e.g. {missing[0]}.")
+    return {part: np.array(sorted(index[f] for f in named[part]), dtype=np.int64) for part in ("train", "val", "test")}
 
 
 def _setup_devices():

@@ -1,0 +1,154 @@
+"""The training side: a real (tiny) training run, the model directory it writes, reloading it
+through the page's loader, `evaluate`, `prepare`, and the multi-device and JAX paths."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from synthetic import SHAPES, write_shapes
+
+ROOT = Path(__file__).resolve().parent.parent
+QUIET = lambda *args: None  # noqa: E731
+
+
+def run_python(code, env=None, timeout=600):
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                            cwd=ROOT, timeout=timeout,
+                            env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", **(env or {})})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    return write_shapes(tmp_path_factory.mktemp("shapes"), per_class=150, size=32)
+
+
+@pytest.fixture(scope="module")
+def trained(shapes, tmp_path_factory):
+    from train.fit import fit
+
+    out = tmp_path_factory.mktemp("models") / "shapes"
+    card = fit(shapes, out, arch="seed", epochs=40, image_size=32, batch_size=32, learning_rate=3e-3,
+               patience=40, cache_dir=None, log=QUIET)
+    return out, card
+
+
+def test_shapes_that_colour_cannot_tell_apart_train_to_90_percent(trained):
+    _, card = trained
+    print(f"\nsynthetic shapes: test accuracy {card['metrics']['test']['accuracy']:.3f}")
+    assert card["metrics"]["test"]["accuracy"] >= 0.90
+
+
+def test_the_model_directory_is_complete_and_valid(trained, shapes):
+    out, card = trained
+    for name in ("model.keras", "labels.json", "card.json", "card.md", "split.json", "confusion.png"):
+        assert (out / name).is_file(), name
+    labels = json.loads((out / "labels.json").read_text())
+    assert [d["slug"] for d in labels] == sorted(SHAPES)
+    assert all(set(d) == {"slug", "name", "series"} for d in labels)
+    saved = json.loads((out / "card.json").read_text())
+    assert saved == card
+    assert {"version", "architecture", "input_size", "threshold", "score", "training", "metrics"} <= set(saved)
+    assert 0 <= saved["threshold"] <= 1 and saved["input_size"] == 32
+    split = json.loads((out / "split.json").read_text())
+    parts = [set(split[p]) for p in ("train", "val", "test")]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert sum(map(len, parts)) == 3 * 150
+    assert f"{card['metrics']['test']['accuracy']:.1%}" in (out / "card.md").read_text()
+
+
+def test_a_new_process_loads_it_through_the_page_loader_with_the_same_results(trained, shapes):
+    out, card = trained
+    from animerec.model import load_recognizer
+
+    test_files = json.loads((out / "split.json").read_text())["test"]
+    crops = np.stack([np.asarray(Image.open(shapes / f).convert("RGB")) for f in test_files])
+    np.save(out.parent / "crops.npy", crops)
+    here = load_recognizer(out).classify(crops)
+    there = run_python(f"""
+        import numpy as np
+        from animerec.model import load_recognizer
+        r = load_recognizer({str(out)!r})
+        np.save({str(out.parent / 'there.npy')!r}, r.classify(np.load({str(out.parent / 'crops.npy')!r})))
+        """)
+    del there
+    there = np.load(out.parent / "there.npy")
+    assert there.dtype == np.float32 and there.shape == (len(test_files), 3)
+    np.testing.assert_allclose(here, there, atol=1e-5)
+    labels = [sorted(SHAPES).index(f.split("/")[0]) for f in test_files]
+    assert round(float((there.argmax(1) == labels).mean()), 4) == card["metrics"]["test"]["accuracy"]
+
+
+def test_evaluate_returns_the_documented_json(trained, shapes, tmp_path):
+    out, _ = trained
+    stdout = run_python(f"""
+        import sys
+        from train.cli import main
+        sys.exit(main(["evaluate", "--data", {str(shapes)!r}, "--model", {str(out)!r},
+                       "--confusion", {str(tmp_path / 'cm.png')!r}]))
+        """)
+    result = json.loads(stdout)
+    assert {"accuracy", "macro_accuracy", "top5_accuracy", "per_class_recall", "images", "model"} <= set(result)
+    assert result["images"] == 450 and set(result["per_class_recall"]) == set(SHAPES)
+    assert 0.9 <= result["accuracy"] <= 1.0
+    assert Image.open(tmp_path / "cm.png").size[0] > 100
+
+
+def test_prepare_crops_a_real_scene_and_skips_a_corrupt_file(data, tmp_path, capsys):
+    from train.prepare import prepare
+
+    raw = tmp_path / "raw" / "someone"
+    raw.mkdir(parents=True)
+    (raw / "scene.jpg").write_bytes((data / "scenes" / "101.jpg").read_bytes())
+    (raw / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this JPEG stops here")
+    tally = prepare(tmp_path / "raw", tmp_path / "out", log=QUIET)
+    assert tally["several"] == 1 and tally["unreadable"] == 1
+    crops = sorted((tmp_path / "out" / "someone").iterdir())
+    assert [p.name for p in crops] == ["scene-0.jpg", "scene-1.jpg"]
+    assert Image.open(crops[0]).size == (128, 128)
+    assert "skipped" in capsys.readouterr().err
+
+
+def test_mirrored_strategy_on_two_logical_cpus(shapes, tmp_path):
+    stdout = run_python(f"""
+        import json
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from train.fit import fit
+        card = fit({str(shapes)!r}, {str(tmp_path / 'm')!r}, arch="seed", epochs=2, image_size=32,
+                   batch_size=32, cache_dir=None, log=lambda *a: None)
+        print(json.dumps(card["training"]))
+        """)
+    training = json.loads(stdout.strip().splitlines()[-1])
+    assert len(training["devices"]) == 2 and training["epochs_run"] == 2
+    assert (tmp_path / "m" / "model.keras").is_file()
+
+
+def test_jax_trains_and_tensorflow_loads(shapes, tmp_path):
+    pytest.importorskip("jax", reason="JAX is installed by requirements-dev.txt")
+    stdout = run_python(f"""
+        import json
+        from train.fit import fit
+        card = fit({str(shapes)!r}, {str(tmp_path / 'jax')!r}, arch="seed", epochs=3, image_size=32,
+                   batch_size=32, cache_dir=None, log=lambda *a: None)
+        print(json.dumps(card["training"]))
+        """, env={"KERAS_BACKEND": "jax"})
+    assert json.loads(stdout.strip().splitlines()[-1])["backend"] == "jax"
+    stdout = run_python(f"""
+        import numpy as np, keras
+        from animerec.model import load_recognizer
+        r = load_recognizer({str(tmp_path / 'jax')!r})
+        p = r.classify(np.zeros((2, 32, 32, 3), np.uint8))
+        print(keras.backend.backend(), p.shape, float(p.sum()))
+        """, env={"KERAS_BACKEND": "tensorflow"})
+    backend, *_ = stdout.split()
+    assert backend == "tensorflow" and "(2, 3)" in stdout
