@@ -1,4 +1,4 @@
-"""Command line of the training side. Each subcommand is a thin wrapper over one module."""
+"""`python -m train prepare | fit | evaluate | bench`: each a thin wrapper over one module."""
 
 import argparse
 import json
@@ -35,6 +35,10 @@ def main(argv=None):
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--confusion", type=Path, help="PNG to write (default: confusion.png beside --model)")
 
+    p = commands.add_parser("bench", help="compare trained model directories: training and inference speed, scores")
+    p.add_argument("models", type=Path, nargs="+")
+    p.add_argument("--runs", type=int, default=30)
+
     args = parser.parse_args(argv)
     if args.command == "prepare":
         from train.prepare import prepare
@@ -46,6 +50,10 @@ def main(argv=None):
         fit(args.data, args.out, arch=args.arch, epochs=args.epochs, image_size=args.image_size,
             batch_size=args.batch_size, seed=args.seed, learning_rate=args.learning_rate,
             patience=args.patience, cache_dir=args.cache, split_file=args.split)
+    elif args.command == "bench":
+        from train.bench import bench
+
+        bench(args.models, runs=args.runs)
     elif args.command == "evaluate":
         from animerec.errors import AnimerecError
         from train.evaluate import evaluate_folder
