@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import logging
+import time
 
 import altair as alt
 import numpy as np
@@ -53,8 +54,12 @@ def analyse_upload(data, settings, detect, model_version):
     """Decode, detect, crop and classify: cached per (bytes, settings, whole-image, model), so
     moving the threshold or top-k never runs the network again. `model_version` is part of the
     key so that a new model is not served old answers."""
+    start = time.perf_counter()
     image = decode_image(data)
-    return image, analyse(image, get_detector(), get_recognizer(), settings, detect)
+    analysis = analyse(image, get_detector(), get_recognizer(), settings, detect)
+    log.info("analysed an image of %d bytes in %.0f ms: %d face(s)", len(data),
+             (time.perf_counter() - start) * 1000, len(analysis.boxes))
+    return image, analysis
 
 
 def main():
@@ -225,13 +230,13 @@ def _chart(face, colour):
     """Horizontal bars of the top-k probabilities, best on top."""
     data = pd.DataFrame([{"character": name, "probability": p}
                          for (_, name), (_, p) in zip(_names(face), face.top_k)])
-    height = 28 * len(data) + 20
+    height = 30 * len(data) + 24
     return (
         alt.Chart(data, height=height)
         .mark_bar(color=colour, stroke="black", strokeWidth=0.5)
         .encode(
             x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", title=None)),
-            y=alt.Y("character:N", sort="-x", title=None),
+            y=alt.Y("character:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=180)),
             tooltip=["character", alt.Tooltip("probability:Q", format=".1%")],
         )
     )

@@ -1,0 +1,166 @@
+"""The page in a real browser: headless Debian Chromium through Playwright against
+`streamlit run` on 127.0.0.1. Screenshots of each step go to the folder printed at the start."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from animerec import decode_image
+from webtest.server import chromium_available, launch, serve, upload_and_wait, wait_idle
+
+if not chromium_available() and os.environ.get("ANIMEREC_REQUIRE_BROWSER"):
+    raise RuntimeError("ANIMEREC_REQUIRE_BROWSER is set but Playwright or /usr/bin/chromium is missing")
+pytestmark = pytest.mark.skipif(
+    not chromium_available(), reason="needs Playwright and Debian's chromium (.ci/run installs both)")
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENE = "101.jpg"  # two frontal faces
+WEBCAM_SCENE = "1.jpg"  # one large face, still large at webcam resolution
+
+
+@pytest.fixture(scope="module")
+def shots():
+    folder = Path(os.environ.get("ANIMEREC_SCREENSHOTS") or tempfile.mkdtemp(prefix="animerec-screenshots-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {folder}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with serve(log_path=tmp_path_factory.mktemp("server") / "server.log") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    chromium = launch(playwright)
+    yield chromium
+    chromium.close()
+
+
+def open_page(browser, server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    page.goto(server.url)
+    page.wait_for_selector("input[type=file]", state="attached", timeout=180_000)
+    wait_idle(page)
+    return context, page
+
+
+def verdicts(page, panel=None):
+    """The bold "N. Name" verdicts, in face order."""
+    scope = panel or page
+    return [t for t in scope.locator("strong").all_inner_texts() if re.match(r"^\d+\. ", t)]
+
+
+def wait_for_charts(page, count, scope="document"):
+    """Vega charts render a moment after the rest of the result: wait until `count` are there."""
+    page.wait_for_function(
+        f"n => {scope}.querySelectorAll('[data-testid=stVegaLiteChart]').length >= n", arg=count, timeout=60_000)
+
+
+def cli_names(path):
+    result = subprocess.run([sys.executable, "-m", "animerec", str(path), "--json"], capture_output=True, text=True,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    return [f["name"] for f in json.loads(result.stdout)[0]["faces"]]
+
+
+def test_upload_shows_boxes_charts_and_the_command_lines_names(browser, server, data, shots):
+    context, page = open_page(browser, server)
+    upload_and_wait(page, [data / "scenes" / SCENE])
+    wait_for_charts(page, 2)
+    page.screenshot(path=shots / "1-upload.png", full_page=True)
+    shown = verdicts(page)
+    assert len(page.locator("[data-testid=stVegaLiteChart]").all()) == len(shown) == 2
+    assert page.get_by_text(f"{SCENE}: 2 faces").count() == 1  # the annotated image's caption
+    assert [v.split(". ", 1)[1] for v in shown] == cli_names(data / "scenes" / SCENE)
+    context.close()
+
+
+def test_threshold_above_every_score_makes_all_unknown_without_reloading_the_model(browser, server, data, shots):
+    context, page = open_page(browser, server)
+    upload_and_wait(page, [data / "scenes" / SCENE])
+    passes = server.log().count("forward pass")
+    page.locator('input[type=range][aria-label="Confidence threshold"]').focus()
+    page.keyboard.press("End")  # 1.00, above any score of a label-smoothed softmax
+    page.get_by_text("1.00").first.wait_for()
+    wait_idle(page)
+    page.screenshot(path=shots / "2-threshold.png", full_page=True)
+    assert [v.split(". ", 1)[1] for v in verdicts(page)] == ["Unknown", "Unknown"]
+    log = server.log()
+    assert log.count("model load") == 1, "the model is loaded once per server"
+    assert log.count("forward pass") == passes, "moving the threshold must not run the network"
+    context.close()
+
+
+def test_a_bad_file_gives_a_sentence_and_the_next_upload_works(browser, server, data, shots, tmp_path):
+    context, page = open_page(browser, server)
+    junk = tmp_path / "holiday.jpg"
+    junk.write_bytes(b"this is not a picture, whatever its name says")
+    upload_and_wait(page, [junk])
+    page.screenshot(path=shots / "3-bad-file.png", full_page=True)
+    assert page.get_by_text("not an image we can read").count() == 1
+    upload_and_wait(page, [data / "scenes" / SCENE])
+    page.get_by_text(f"{SCENE}: 2 faces").wait_for(timeout=180_000)
+    wait_idle(page)
+    assert len(verdicts(page)) == 2
+    assert page.get_by_text("not an image we can read").count() == 1  # the bad file still says why
+    context.close()
+
+
+def fake_camera_video(scene, path, size=(640, 480), frames=10):
+    """A YUV4MPEG2 file showing `scene` letterboxed to `size`, for Chromium's fake camera."""
+    image = decode_image(scene.read_bytes())
+    width, height = size
+    scale = min(width / image.shape[1], height / image.shape[0])
+    resized = cv2.resize(image, (round(image.shape[1] * scale) // 2 * 2, round(image.shape[0] * scale) // 2 * 2))
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    top, left = (height - resized.shape[0]) // 2, (width - resized.shape[1]) // 2
+    canvas[top: top + resized.shape[0], left: left + resized.shape[1]] = resized
+    yuv = cv2.cvtColor(canvas, cv2.COLOR_RGB2YUV_I420).tobytes()
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            f.write(b"FRAME\n" + yuv)
+    return path
+
+
+def test_the_webcam_tab_takes_a_snapshot_and_names_the_face(playwright, server, data, shots, tmp_path):
+    video = fake_camera_video(data / "scenes" / WEBCAM_SCENE, tmp_path / "camera.y4m")
+    browser = launch(playwright, ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                                  f"--use-file-for-fake-video-capture={video}"])
+    try:
+        context = browser.new_context(viewport={"width": 1400, "height": 1100}, permissions=["camera"])
+        page = context.new_page()
+        page.goto(server.url)
+        page.get_by_role("tab", name="Webcam").click()
+        take = page.get_by_role("button", name="Take Photo")
+        take.wait_for(timeout=180_000)
+        page.wait_for_timeout(1500)  # let the fake camera deliver frames
+        take.click()
+        panel = page.get_by_role("tabpanel", name="Webcam")
+        panel.get_by_text("webcam snapshot: 1 face").wait_for(timeout=180_000)
+        wait_idle(page)
+        wait_for_charts(page, 1)
+        page.screenshot(path=shots / "4-webcam.png", full_page=True)
+        assert len(verdicts(page, panel)) == 1
+        assert len(panel.locator("[data-testid=stVegaLiteChart]").all()) == 1
+    finally:
+        browser.close()
