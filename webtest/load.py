@@ -1,0 +1,107 @@
+"""`python -m webtest.load [--sessions 1 4 16]`: N browser sessions at once against one server.
+
+For each N a fresh server starts; N Chromium sessions (separate browser contexts, so separate
+Streamlit sessions) open the page, then all upload a different 1024 px illustration from
+`../shared/data/scenes` at the same moment and wait for its result. Printed per N: time to
+result (p50, p95) seen by the browsers, errors, the server's peak resident memory, the server's
+own time per image (from the page's log lines), and how many times the model was loaded.
+The browsers share the machine's cores with the server, so both times matter.
+"""
+
+import argparse
+import asyncio
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from animerec.bench import machine
+from animerec.paths import data_dir
+from webtest.server import CHROMIUM, CHROMIUM_ARGS, serve
+
+ANALYSED = re.compile(r"analysed an image of \d+ bytes in (\d+) ms")
+
+
+def pick_images(count, folder):
+    """`count` different scene images whose longer side is 1024 px."""
+    chosen = [p for p in sorted(folder.glob("*.jpg")) if max(Image.open(p).size) == 1024][:count]
+    if len(chosen) < count:
+        raise SystemExit(f"only {len(chosen)} images of 1024 px in {folder}; need {count}")
+    return chosen
+
+
+async def one_session(browser, url, image, ready, start, timeout_s):
+    """Open the page, wait at the start line, upload, and return seconds to the result."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    try:
+        await page.goto(url)
+        await page.wait_for_selector("input[type=file]", state="attached", timeout=timeout_s * 1000)
+        ready.release()
+        await start.wait()
+        began = time.perf_counter()
+        await page.locator("input[type=file]").first.set_input_files(str(image))
+        await page.get_by_text(re.compile(rf"^{re.escape(image.name)}: \d+ faces?$")).wait_for(timeout=timeout_s * 1000)
+        elapsed = time.perf_counter() - began
+        errors = await page.locator("[data-testid=stAlertContentError]").count()
+        return elapsed if not errors else None
+    except PlaywrightTimeout:
+        return None
+    finally:
+        await context.close()
+
+
+async def run_sessions(url, images, timeout_s):
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        ready, start = asyncio.Semaphore(0), asyncio.Event()
+        tasks = [asyncio.create_task(one_session(browser, url, image, ready, start, timeout_s)) for image in images]
+        try:  # every page open, then all uploads at once
+            await asyncio.wait_for(asyncio.gather(*(ready.acquire() for _ in images)), timeout_s)
+        except asyncio.TimeoutError:
+            pass  # the sessions that could not open count as errors
+        start.set()
+        results = await asyncio.gather(*tasks)
+        await browser.close()
+    return results
+
+
+def percentile(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m webtest.load", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--timeout", type=int, default=180, help="seconds a session may wait for its result")
+    args = parser.parse_args(argv)
+    images = pick_images(max(args.sessions), data_dir() / "scenes")
+    print(f"{machine()}; browsers and server on the same machine; each session uploads a different 1024 px image")
+    print("| sessions | time to result p50 (s) | p95 (s) | errors | server peak memory (MB) | "
+          "server ms per image p50 | p95 | model loads |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n in args.sessions:
+        with tempfile.TemporaryDirectory() as tmp, serve(log_path=Path(tmp) / "server.log") as server:
+            results = asyncio.run(run_sessions(server.url, images[:n], args.timeout))
+            peak = server.peak_memory_mb()
+            log = server.log()
+        times = [r for r in results if r is not None]
+        server_ms = [int(m) for m in ANALYSED.findall(log)]
+        print(f"| {n} | {percentile(times, 0.5):.1f} | {percentile(times, 0.95):.1f} | {len(results) - len(times)} | "
+              f"{peak:.0f} | {statistics.median(server_ms) if server_ms else float('nan'):.0f} | "
+              f"{percentile(server_ms, 0.95):.0f} | {log.count('model load')} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
