@@ -49,6 +49,15 @@ def get_recognizer():
     return load_recognizer()
 
 
+def current_recognizer():
+    """The loaded model, or None when there is none or it cannot be loaded (recognizer_ui
+    tells the user why); faces are then still found and boxed."""
+    try:
+        return get_recognizer()
+    except ModelError:
+        return None
+
+
 @st.cache_data(max_entries=64, ttl=3600, show_spinner="Finding and naming faces...")
 def analyse_upload(data, settings, detect, model_version):
     """Decode, detect, crop and classify: cached per (bytes, settings, whole-image, model), so
@@ -56,7 +65,7 @@ def analyse_upload(data, settings, detect, model_version):
     key so that a new model is not served old answers."""
     start = time.perf_counter()
     image = decode_image(data)
-    analysis = analyse(image, get_detector(), get_recognizer(), settings, detect)
+    analysis = analyse(image, get_detector(), current_recognizer(), settings, detect)
     log.info("analysed an image of %d bytes in %.0f ms: %d face(s)", len(data),
              (time.perf_counter() - start) * 1000, len(analysis.boxes))
     return image, analysis
@@ -221,7 +230,7 @@ def face_ui(i, face, crop, threshold):
 
 
 def _names(face):
-    recognizer = get_recognizer()
+    recognizer = current_recognizer()
     names = {c.slug: c.name for c in recognizer.characters} if recognizer else {}
     return [(slug, names.get(slug, slug)) for slug, _ in face.top_k]
 

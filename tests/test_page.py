@@ -95,3 +95,20 @@ def test_several_uploads_give_one_block_each(page, data):
     blank = encode(Image.new("RGB", (64, 64), "white"), "PNG")
     upload(page, ("a.png", blank, "image/png"), ("101.jpg", (data / "scenes" / "101.jpg").read_bytes(), "image/jpeg"))
     assert [s.value for s in page.subheader] == ["a.png", "101.jpg"]
+
+
+def test_a_missing_model_is_a_warning_and_faces_are_still_boxed(data, monkeypatch, tmp_path):
+    import streamlit as st
+
+    monkeypatch.setenv("ANIMEREC_MODEL", str(tmp_path / "no-such-model"))
+    st.cache_resource.clear()  # the model is cached per server; this "server" has none
+    try:
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        at.run()
+        assert not at.exception and "No model directory" in at.warning[0].value
+        upload(at, ("101.jpg", (data / "scenes" / "101.jpg").read_bytes(), "image/jpeg"))
+        assert not at.error
+        assert sum("not named" in m.value for m in at.markdown) == 2
+    finally:
+        monkeypatch.undo()
+        st.cache_resource.clear()
