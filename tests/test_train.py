@@ -152,3 +152,22 @@ def test_jax_trains_and_tensorflow_loads(shapes, tmp_path):
         """, env={"KERAS_BACKEND": "tensorflow"})
     backend, *_ = stdout.split()
     assert backend == "tensorflow" and "(2, 3)" in stdout
+
+
+def test_batch_norm_statistics_are_recomputed_on_clean_crops(shapes):
+    import keras
+
+    from train.architectures import make_model
+    from train.batchnorm import recalibrate_batch_norm
+
+    images = np.stack([np.asarray(Image.open(p)) for p in sorted(shapes.rglob("*.png"))[:96]])
+    model = make_model("default", 32, 3, seed=0)
+    first = model.get_layer("s0b0_bn1")
+    first.moving_mean.assign(np.full(first.moving_mean.shape, 100.0))
+    recalibrate_batch_norm(model, images, batch_size=32)
+    # The first batch-norm layer sees the stem's output on un-augmented crops: its moving mean
+    # must be exactly the mean of that output over the images.
+    stem = keras.Model(model.inputs, model.get_layer("stem").output)
+    expected = np.asarray(stem.predict(images, verbose=0)).mean(axis=(0, 1, 2))
+    np.testing.assert_allclose(np.asarray(first.moving_mean), expected, rtol=1e-3, atol=1e-4)
+    assert first.momentum == 0.99, "the layer's own momentum is put back"

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from train.architectures import make_model
+from train.batchnorm import recalibrate_batch_norm
 from train.dataset import load_faces, split_indices
 from train.evaluate import classification_metrics, confusion_matrix, confusion_png
 from train.export import write_model_dir
@@ -64,13 +65,17 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
 
     counts = np.bincount(y["train"], minlength=num_classes)
     weights = (counts.mean() / np.maximum(counts, 1)) ** 0.5
-    clock = _EpochClock()
+    clock = _EpochClock(work / "epoch_seconds.json")
     best = work / "best.weights.h5"
+    checkpoint = keras.callbacks.ModelCheckpoint(best, monitor="val_macro_accuracy", mode="max",
+                                                 save_best_only=True, save_weights_only=True)
+    history_so_far = _read_history(work / "history.csv")
+    if history_so_far and best.is_file():  # resuming: the best so far is not forgotten
+        checkpoint.best = max(history_so_far)
     callbacks = [
-        _MacroAccuracy(x["val"], y["val"], num_classes),
+        _MacroAccuracy(x["val"], y["val"], num_classes, x["train"]),
         clock,
-        keras.callbacks.ModelCheckpoint(best, monitor="val_macro_accuracy", mode="max",
-                                        save_best_only=True, save_weights_only=True),
+        checkpoint,
         keras.callbacks.EarlyStopping(monitor="val_macro_accuracy", mode="max", patience=patience),
         keras.callbacks.CSVLogger(work / "history.csv", append=True),
         keras.callbacks.BackupAndRestore(work / "backup"),
@@ -86,14 +91,17 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     keras.mixed_precision.set_global_policy("float32")
     final = make_model(arch, image_size, num_classes, seed=seed)
     final.load_weights(best)
+    recalibrate_batch_norm(final, x["train"])
     test_probabilities = final.predict(x["test"], batch_size=256, verbose=0)
     metrics = classification_metrics(test_probabilities, y["test"], faces.classes)
     val_metrics = classification_metrics(final.predict(x["val"], batch_size=256, verbose=0), y["val"], faces.classes)
     log(f"test: accuracy {metrics['accuracy']:.4f}, macro accuracy {metrics['macro_accuracy']:.4f}, "
         f"top-5 {metrics['top5_accuracy']:.4f}")
 
-    val_macro = history.history.get("val_macro_accuracy", [])
-    best_epoch = int(np.argmax(clock.macro)) + 1 if clock.macro else len(val_macro)
+    del history
+    val_macro = _read_history(work / "history.csv")
+    best_epoch = int(np.argmax(val_macro)) + 1
+    seconds, untimed = clock.seconds_by_epoch(len(val_macro))
     card = {
         "version": f"{out.name}-{datetime.date.today().isoformat()}",
         "architecture": arch,
@@ -108,12 +116,13 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
             "split": f"the split of {split_file}" if split_file else
             "per class 70/15/15, near-duplicates (dHash within 6 bits) on one side",
             "seed": seed,
-            "epochs_run": len(clock.seconds),
+            "epochs_run": len(val_macro),
             "best_epoch": best_epoch,
-            "seconds_per_epoch": round(float(np.median(clock.seconds)), 1) if clock.seconds else None,
-            "train_images_per_second": round(len(y["train"]) / float(np.median(clock.seconds)), 1)
-            if clock.seconds else None,
-            "seconds_to_best": round(float(sum(clock.seconds[:best_epoch])), 1),
+            "seconds_per_epoch": round(float(np.median(seconds)), 1),
+            "train_images_per_second": round(len(y["train"]) / float(np.median(seconds)), 1),
+            "seconds_to_best": round(float(sum(seconds[:best_epoch])), 1),
+            "untimed_epochs": untimed,
+            "batch_norm": "statistics recomputed on clean training crops before each validation and at export",
             "wall_seconds": round(time.time() - started, 1),
             "batch_size": batch_size,
             "optimizer": f"AdamW, cosine decay from {learning_rate} with warm-up, weight decay 0.05",
@@ -187,13 +196,16 @@ def _cpu_count():
 
 class _MacroAccuracy(keras.callbacks.Callback):
     """Adds `val_macro_accuracy` (mean per-class recall on validation) to each epoch's logs, so
-    checkpointing and early stopping favour the small classes as much as the big ones."""
+    checkpointing and early stopping favour the small classes as much as the big ones. The
+    batch-norm statistics are recomputed on clean training crops first (see train.batchnorm),
+    so the score is that of the network as it will be served."""
 
-    def __init__(self, x, y, num_classes):
+    def __init__(self, x, y, num_classes, x_train):
         super().__init__()
-        self.x, self.y, self.num_classes = x, y, num_classes
+        self.x, self.y, self.num_classes, self.x_train = x, y, num_classes, x_train
 
     def on_epoch_end(self, epoch, logs=None):
+        recalibrate_batch_norm(self.model, self.x_train, seed=epoch)
         predicted = self.model.predict(self.x, batch_size=256, verbose=0).argmax(axis=1)
         recalls = [(predicted[self.y == c] == c).mean() for c in range(self.num_classes) if (self.y == c).any()]
         if logs is not None:
@@ -202,16 +214,34 @@ class _MacroAccuracy(keras.callbacks.Callback):
 
 
 class _EpochClock(keras.callbacks.Callback):
-    """Seconds per epoch and validation macro accuracy per epoch, for the card and benchmark."""
+    """Seconds per epoch, kept in a JSON file beside the checkpoints so a resumed run still
+    knows how long its earlier epochs took."""
 
-    def __init__(self):
+    def __init__(self, path):
         super().__init__()
-        self.seconds, self.macro = [], []
+        self.path = Path(path)
+        self.seconds = {int(k): v for k, v in json.loads(self.path.read_text()).items()} if self.path.is_file() else {}
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-        self.macro.append((logs or {}).get("val_macro_accuracy", 0.0))
+        self.seconds[epoch] = time.perf_counter() - self._start
+        self.path.write_text(json.dumps(self.seconds))
+
+    def seconds_by_epoch(self, epochs):
+        """Seconds of each of `epochs` epochs, the median standing in for any not timed (run
+        by code older than this clock), and how many those were."""
+        median = float(np.median(list(self.seconds.values())))
+        return [self.seconds.get(e, median) for e in range(epochs)], sum(e not in self.seconds for e in range(epochs))
+
+
+def _read_history(path):
+    """Validation macro accuracy per epoch from the CSV log ([] when there is none yet)."""
+    import csv
+
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="") as f:
+        return [float(row["val_macro_accuracy"]) for row in csv.DictReader(f) if row.get("val_macro_accuracy")]
 
