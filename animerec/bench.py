@@ -4,6 +4,9 @@
         precision and recall of the cascade against DIR/boxes.csv, per size bound
     python -m animerec.bench classify [--model DIR] [--runs N]
         milliseconds per face for each way Keras offers to run a small batch
+    python -m animerec.bench speed [--images DIR] [--limit N]
+        end-to-end latency per image with a per-stage breakdown, the report's way in the same
+        run, and the command line's cold start
 """
 
 import argparse
@@ -20,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from animerec.decode import decode_image  # noqa: E402
 from animerec.detect import DetectorSettings, load_detector  # noqa: E402
 from animerec.detection_eval import read_boxes, score_detections  # noqa: E402
+from animerec.errors import AnimerecError  # noqa: E402
 from animerec.paths import IMAGE_EXTENSIONS, data_dir  # noqa: E402
 
 
@@ -102,6 +106,79 @@ def classify(model_path, runs):
         print(f"| {name} | {one:.1f} | {eight:.1f} |")
 
 
+def speed(images, limit, cold_runs=3):
+    """Print end-to-end latency per image (p50, p95, stages), the report's way beside it, and
+    the cold start of the command line."""
+    import subprocess
+
+    import numpy as np
+
+    from animerec.crop import crop_faces
+    from animerec.draw import draw_faces
+    from animerec.model import load_recognizer
+    from animerec.recognize import Analysis, name_faces
+
+    files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)[:limit]
+    blobs = [p.read_bytes() for p in files]
+    detector, recognizer = load_detector(), load_recognizer()
+    size = recognizer.input_size
+    report_settings = DetectorSettings(max_side=10**9)  # the report ran the cascade on the full image
+
+    def ours(data, clock):
+        image = decode_image(data)
+        clock("decode")
+        boxes = detector.detect(image)
+        clock("detect")
+        crops = crop_faces(image, boxes, size)
+        clock("crop")
+        probabilities = recognizer.classify(crops) if boxes else np.zeros((0, len(recognizer.characters)))
+        clock("classify")
+        draw_faces(image, name_faces(Analysis(boxes, crops, probabilities), recognizer.characters))
+        clock("draw")
+
+    def report_way(data, clock):
+        image = decode_image(data)
+        boxes = detector.detect(image, report_settings)
+        rows = [recognizer.model.predict(crop_faces(image, [box], size), verbose=0)[0] for box in boxes]
+        probabilities = np.array(rows).reshape(len(boxes), len(recognizer.characters))
+        draw_faces(image, name_faces(Analysis(boxes, np.zeros((len(boxes), 1, 1, 3)), probabilities),
+                                     recognizer.characters))
+        clock("total")
+
+    def measure(pipeline):
+        for data in blobs[:3]:  # warm-up
+            pipeline(data, lambda stage: None)
+        stages, totals = {}, []
+        for data in blobs:
+            marks = [("start", time.perf_counter())]
+            pipeline(data, lambda stage: marks.append((stage, time.perf_counter())))
+            for (_, before), (stage, after) in zip(marks, marks[1:]):
+                stages.setdefault(stage, []).append((after - before) * 1000)
+            totals.append((marks[-1][1] - marks[0][1]) * 1000)
+        return totals, stages
+
+    def p(values, q):
+        return float(np.percentile(values, q))
+
+    totals, stages = measure(ours)
+    report_totals, _ = measure(report_way)
+    cold = []
+    for _ in range(cold_runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "animerec", str(files[0]), "--json"], capture_output=True, check=True)
+        cold.append(time.perf_counter() - start)
+
+    print(f"{len(files)} images from {images}, after 3 warm-up images; model {recognizer.version}; {machine()}")
+    print("| pipeline | p50 ms | p95 ms | " + " | ".join(f"{s} p50" for s in stages) + " |")
+    print("|---|---|---|" + "---|" * len(stages))
+    print(f"| animerec (bound {DetectorSettings().max_side} px, one batched call) | {p(totals, 50):.0f} | "
+          f"{p(totals, 95):.0f} | " + " | ".join(f"{p(v, 50):.1f}" for v in stages.values()) + " |")
+    print(f"| the report's way (full image, one predict() per face) | {p(report_totals, 50):.0f} | "
+          f"{p(report_totals, 95):.0f} |" + " |" * len(stages))
+    print(f"speed-up, p50: {p(report_totals, 50) / p(totals, 50):.1f}x; "
+          f"cold start of `python -m animerec FILE` (median of {cold_runs}): {statistics.median(cold):.1f} s")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m animerec.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -109,6 +186,10 @@ def main(argv=None):
     p = commands.add_parser("detection")
     p.add_argument("--images", type=Path, default=None, help="folder with images and boxes.csv (default: the shared scenes)")
     p.add_argument("--max-side", type=int, nargs="+", default=[1024, 640, 512])
+    p = commands.add_parser("speed")
+    p.add_argument("--images", type=Path, default=None, help="folder of images (default: the shared scenes)")
+    p.add_argument("--limit", type=int, default=60, help="how many images to time")
+    p.add_argument("--cold-runs", type=int, default=3, help="new processes timed for the cold start")
     p = commands.add_parser("classify")
     p.add_argument("--model", type=Path, default=None)
     p.add_argument("--runs", type=int, default=30)
@@ -119,8 +200,15 @@ def main(argv=None):
             print(f"error: no boxes.csv in {images}", file=sys.stderr)
             return 1
         detection(images, args.max_side)
-    else:
-        classify(args.model, args.runs)
+        return 0
+    try:
+        if args.command == "speed":
+            speed(args.images or data_dir() / "scenes", args.limit, args.cold_runs)
+        elif args.command == "classify":
+            classify(args.model, args.runs)
+    except AnimerecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,0 +1,35 @@
+"""The shipped default model: loadable, consistent, and as good on its test split as its card
+says (the crops are read in place from ../shared/data/faces)."""
+
+import json
+
+import numpy as np
+
+from animerec.crop import resize_square
+from animerec.decode import decode_image
+from train.evaluate import classification_metrics
+
+
+def test_the_default_model_directory_is_consistent(recognizer):
+    card = recognizer.card
+    assert len(recognizer.characters) == card["training"]["classes"] == 30
+    assert recognizer.input_size == card["input_size"]
+    assert all(c.name and c.series for c in recognizer.characters)
+    assert 0.0 < card["threshold"] < 1.0
+    for name in ("model.keras", "labels.json", "card.json", "card.md", "split.json"):
+        assert (recognizer.path / name).stat().st_size < 25 * 2**20, f"{name} must stay under 25 MiB"
+
+
+def test_the_card_scores_are_reproduced_on_the_test_split(recognizer, data):
+    test_files = json.loads((recognizer.path / "split.json").read_text())["test"]
+    slugs = [c.slug for c in recognizer.characters]
+    crops = np.stack([resize_square(decode_image((data / "faces" / f).read_bytes()), recognizer.input_size)
+                      for f in test_files])
+    labels = np.array([slugs.index(f.split("/")[0]) for f in test_files])
+    probabilities = np.concatenate([recognizer.classify(crops[i:i + 128]) for i in range(0, len(crops), 128)])
+    measured = classification_metrics(probabilities, labels, slugs)
+    card = recognizer.card["metrics"]["test"]
+    print(f"\ndefault model on its {len(test_files)} test faces: accuracy {measured['accuracy']:.4f}, "
+          f"macro accuracy {measured['macro_accuracy']:.4f} (card: {card['accuracy']}, {card['macro_accuracy']})")
+    assert abs(measured["accuracy"] - card["accuracy"]) <= 0.002
+    assert abs(measured["macro_accuracy"] - card["macro_accuracy"]) <= 0.002
