@@ -49,6 +49,7 @@ class Recognizer:
         self.path = Path(path)
         self.input_size = int(model.input_shape[1])
         self.version = str(card.get("version", "unversioned"))
+        self.flip_average = bool(card.get("flip_average", False))
         # Keras models are not documented as safe to call from several threads at once, and
         # Streamlit serves each session on its own thread: one forward pass at a time.
         self._lock = threading.Lock()
@@ -60,7 +61,9 @@ class Recognizer:
         crops: (N, S, S, 3) uint8 RGB with S == `input_size`. Returns (N, C) float32, rows
         summing to 1, in the order of `characters`; (0, C) for an empty batch. All faces go
         through one `predict_on_batch` call: for the small batches of a page it is several times
-        faster than `predict` or a plain call (see `python -m animerec.bench`).
+        faster than `predict` or a plain call (see `python -m animerec.bench`). When the card
+        says `flip_average`, each crop's mirror image goes into the same call and the two
+        answers are averaged.
         """
         crops = np.asarray(crops)
         if len(crops) == 0:
@@ -70,10 +73,20 @@ class Recognizer:
                 f"Crops must be (N, {self.input_size}, {self.input_size}, 3); got {crops.shape}."
             )
         with self._lock:
-            probabilities = self.model.predict_on_batch(crops)
+            probabilities = predict_probabilities(self.model, crops, self.flip_average)
             self.calls += 1
         log.info("classified %d face(s) with %s (forward pass %d)", len(crops), self.version, self.calls)
-        return np.asarray(probabilities, dtype=np.float32)
+        return probabilities
+
+
+def predict_probabilities(model, crops, flip_average=False):
+    """(N, C) float32 probabilities for (N, S, S, 3) uint8 crops in one `predict_on_batch` call;
+    with `flip_average`, the mean of each crop's and its mirror image's probabilities. The
+    trainer scores models through this same function."""
+    if not flip_average:
+        return np.asarray(model.predict_on_batch(crops), dtype=np.float32)
+    both = np.asarray(model.predict_on_batch(np.concatenate([crops, crops[:, :, ::-1]])), dtype=np.float32)
+    return (both[: len(crops)] + both[len(crops):]) / 2
 
 
 def load_recognizer(path=None):

@@ -53,7 +53,9 @@ def card_markdown(card, labels):
         "",
         "Lowest per-class recall: " + ", ".join(f"{slug} {r:.0%}" for slug, r in worst) + ".",
         "",
-        f"Score: {card['score']}; a face is Unknown below the threshold {card['threshold']}.",
+        f"Score: {card['score']}; a face is Unknown below the threshold {card['threshold']}."
+        + (" Each face is classified together with its mirror image and the two answers averaged "
+           "(validation chose this)." if card.get("flip_average") else ""),
         "",
         "## Training",
         "",
