@@ -20,7 +20,7 @@ from PIL import Image
 from animerec import defaults
 from animerec.decode import decode_image
 from animerec.detect import DetectorSettings, load_detector
-from animerec.draw import draw_faces, face_colour
+from animerec.draw import display_copy, draw_faces, face_colour
 from animerec.errors import AnimerecError, ModelError
 from animerec.model import load_recognizer
 from animerec.paths import DEFAULT_MODEL_DIR, model_dir
@@ -34,6 +34,9 @@ if not log.handlers:  # show the library's load and forward-pass lines in the se
     log.setLevel(logging.INFO)
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp"]
+# The page shows (and caches) a copy of each upload no larger than this: a 40-megapixel upload
+# would otherwise cost 120 MB per cache entry and as much again in the browser.
+DISPLAY_MAX_SIDE = 2048
 
 
 @st.cache_resource(show_spinner="Loading the face detector...")
@@ -58,17 +61,20 @@ def current_recognizer():
         return None
 
 
-@st.cache_data(max_entries=64, ttl=3600, show_spinner="Finding and naming faces...")
+@st.cache_data(max_entries=32, ttl=3600, show_spinner="Finding and naming faces...")
 def analyse_upload(data, settings, detect, model_version):
     """Decode, detect, crop and classify: cached per (bytes, settings, whole-image, model), so
     moving the threshold or top-k never runs the network again. `model_version` is part of the
-    key so that a new model is not served old answers."""
+    key so that a new model is not served old answers.
+
+    Returns (display copy, its scale, Analysis); the Analysis's boxes are in the full image's pixels.
+    """
     start = time.perf_counter()
     image = decode_image(data)
     analysis = analyse(image, get_detector(), current_recognizer(), settings, detect)
     log.info("analysed an image of %d bytes in %.0f ms: %d face(s)", len(data),
              (time.perf_counter() - start) * 1000, len(analysis.boxes))
-    return image, analysis
+    return *display_copy(image, DISPLAY_MAX_SIDE), analysis
 
 
 def main():
@@ -188,7 +194,7 @@ def result_ui(index, name, data, recognizer, threshold, top_k, settings):
     version = recognizer.version if recognizer else None
     st.subheader(name)
     whole = st.session_state.get(f"whole-{digest}", False)
-    image, analysis = analyse_upload(data, settings, not whole, version)
+    shown, scale, analysis = analyse_upload(data, settings, not whole, version)
     characters = recognizer.characters if recognizer else []
     faces = name_faces(analysis, characters, threshold, top_k)
     if not faces:
@@ -197,7 +203,7 @@ def result_ui(index, name, data, recognizer, threshold, top_k, settings):
     if not faces or whole:
         st.checkbox("Classify the whole image as one face", key=f"whole-{digest}",
                     help="For pictures that are already a face crop.")
-    annotated = draw_faces(image, faces)
+    annotated = draw_faces(shown, faces, scale)
     left, right = st.columns([3, 2])
     with left:
         st.image(annotated, caption=f"{name}: {len(faces)} face{'s' if len(faces) != 1 else ''}",

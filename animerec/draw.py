@@ -1,5 +1,6 @@
 """Drawing recognitions onto a copy of the image. Drawing is kept apart from detection."""
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -23,10 +24,22 @@ def face_caption(index, face):
     return f"{index + 1} {face.name} {face.score:.0%}"
 
 
-def draw_faces(image, faces):
+def display_copy(image, max_side):
+    """(copy, scale): `image` shrunk so its longer side is at most `max_side` (unchanged when
+    already small), and the factor that maps the original's pixels onto the copy's."""
+    height, width = image.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale == 1.0:
+        return image, 1.0
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+def draw_faces(image, faces, scale=1.0):
     """Return a copy of an (H, W, 3) uint8 RGB image with each face's numbered box and caption.
 
-    faces: a list of Recognition, numbered from 1 in list order.
+    faces: a list of Recognition, numbered from 1 in list order. `scale` maps their boxes onto
+    `image` when it is a reduced copy of the analysed image (see `display_copy`).
     """
     canvas = Image.fromarray(image)
     draw = ImageDraw.Draw(canvas)
@@ -34,7 +47,7 @@ def draw_faces(image, faces):
     line = max(2, round(short / 300))
     font = ImageFont.load_default(size=max(12, round(short / 40)))
     for i, face in enumerate(faces):
-        x, y, w, h = face.box
+        x, y, w, h = (round(v * scale) for v in face.box)
         colour = face_colour(i, face)
         draw.rectangle([x - line, y - line, x + w + line, y + h + line], outline="black", width=line)
         draw.rectangle([x, y, x + w, y + h], outline=colour, width=line)

@@ -1,0 +1,35 @@
+"""Drawing: boxes land where the faces are, also on a reduced display copy."""
+
+import numpy as np
+
+from animerec import Box, draw_faces
+from animerec.draw import PALETTE, UNKNOWN_COLOUR, display_copy, face_caption, face_colour
+from animerec.recognize import Recognition
+
+
+def face(box, label="a", name="Alice", score=0.9):
+    return Recognition(Box(*box), label, name, score, [(label, score)])
+
+
+def test_drawing_returns_a_same_sized_copy_and_leaves_the_original_alone():
+    image = np.full((200, 300, 3), 255, np.uint8)
+    drawn = draw_faces(image, [face((50, 60, 80, 80))])
+    assert drawn.shape == image.shape and image.min() == 255
+    assert (drawn != 255).any(axis=2)[60 + 40, 50 - 1]  # the box's left edge is drawn at the box
+
+
+def test_boxes_are_scaled_onto_a_display_copy():
+    image = np.full((1000, 4000, 3), 255, np.uint8)
+    shown, scale = display_copy(image, 2000)
+    assert shown.shape == (500, 2000, 3) and scale == 0.5
+    drawn = draw_faces(shown, [face((2000, 400, 200, 200))], scale)
+    assert (drawn[:, :, :] != 255).any(axis=2)[200 + 50, 1000 - 1]
+    assert display_copy(np.zeros((10, 20, 3), np.uint8), 2048)[1] == 1.0
+
+
+def test_colours_and_captions():
+    known, unknown = face((0, 0, 5, 5)), face((0, 0, 5, 5), "unknown", "Unknown", 0.2)
+    assert face_colour(0, known) == PALETTE[0] and face_colour(8, known) == PALETTE[1]
+    assert face_colour(0, unknown) == UNKNOWN_COLOUR
+    assert face_caption(0, known) == "1 Alice 90%"
+    assert face_caption(2, Recognition(Box(0, 0, 5, 5), None, None, 0.0, [])) == "3"
