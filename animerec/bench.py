@@ -40,7 +40,8 @@ def detection(images, max_sides, settings=DetectorSettings()):
     detector = load_detector()
     print(f"{len(files)} images, {sum(len(b) for b in marked.values())} marked faces in {images}; "
           f"scale factor {settings.scale_factor}, min neighbours {settings.min_neighbors}, "
-          f"min size {settings.min_size}; {machine()}")
+          f"min size {settings.min_size}, passes at {', '.join(f'{a:g}' for a in settings.angles)} degrees; "
+          f"{machine()}")
     print("| size bound | precision @0.3 | recall @0.3 | precision @0.5 | recall @0.5 | ms per image (median) |")
     print("|---|---|---|---|---|---|")
     for bound in max_sides:
@@ -186,6 +187,8 @@ def main(argv=None):
     p = commands.add_parser("detection")
     p.add_argument("--images", type=Path, default=None, help="folder with images and boxes.csv (default: the shared scenes)")
     p.add_argument("--max-side", type=int, nargs="+", default=[1024, 640, 512])
+    p.add_argument("--angles", type=float, nargs="+", default=list(DetectorSettings().angles),
+                   help="angles of the detector's passes, degrees (default: the page's)")
     p = commands.add_parser("speed")
     p.add_argument("--images", type=Path, default=None, help="folder of images (default: the shared scenes)")
     p.add_argument("--limit", type=int, default=60, help="how many images to time")
@@ -199,7 +202,7 @@ def main(argv=None):
         if not (images / "boxes.csv").is_file():
             print(f"error: no boxes.csv in {images}", file=sys.stderr)
             return 1
-        detection(images, args.max_side)
+        detection(images, args.max_side, DetectorSettings(angles=tuple(args.angles)))
         return 0
     try:
         if args.command == "speed":

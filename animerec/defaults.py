@@ -8,6 +8,8 @@ MIN_SIZE = 24  # pixels of the decoded image
 # On ../shared/data/scenes 640 px beat the full 1024 px image on recall, precision and speed
 # (python -m animerec.bench detection).
 DETECT_MAX_SIDE = 640
+# Extra passes on turned copies find tilted faces; () or (0,) is upright only.
+DETECT_ANGLES = (0,)
 
 # Cropping: the detector's box is tight around eyes and chin; the training crops show hair too.
 CROP_MARGIN = 0.2  # of the box's width and height, added on every side

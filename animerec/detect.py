@@ -4,6 +4,7 @@ import threading
 from typing import NamedTuple
 
 import cv2
+import numpy as np
 
 from animerec import defaults
 from animerec.cascade import cascade_path
@@ -28,12 +29,15 @@ class DetectorSettings(NamedTuple):
     min_neighbors: overlapping hits a face needs (fewer finds more, with more false faces).
     min_size: smallest face, in pixels of the decoded image.
     max_side: the cascade runs on a copy whose longer side is at most this.
+    angles: the copy is also searched turned by each of these angles (degrees), for tilted
+    faces; 0 is the upright pass. Hits from all passes are merged.
     """
 
     scale_factor: float = defaults.SCALE_FACTOR
     min_neighbors: int = defaults.MIN_NEIGHBORS
     min_size: int = defaults.MIN_SIZE
     max_side: int = defaults.DETECT_MAX_SIDE
+    angles: tuple = defaults.DETECT_ANGLES
 
 
 class FaceDetector:
@@ -58,19 +62,55 @@ class FaceDetector:
             small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
         min_side = max(1, round(settings.min_size * scale))
-        with self._lock:
-            found = self._cascade.detectMultiScale(
-                gray,
-                scaleFactor=settings.scale_factor,
-                minNeighbors=settings.min_neighbors,
-                minSize=(min_side, min_side),
-            )
+        hits = []  # (x, y, w, h, neighbours, upright) in the copy's pixels
+        for angle in settings.angles or (0,):
+            searched, back = _turned(gray, angle)
+            with self._lock:
+                found, neighbours = self._cascade.detectMultiScale2(
+                    searched,
+                    scaleFactor=settings.scale_factor,
+                    minNeighbors=settings.min_neighbors,
+                    minSize=(min_side, min_side),
+                )
+            for (x, y, w, h), n in zip(found, neighbours):
+                # A turned pass's hit keeps its size; its centre is turned back onto the copy.
+                cx, cy = back @ (x + w / 2, y + h / 2, 1.0)
+                hits.append((cx - w / 2, cy - h / 2, w, h, int(n), angle == 0))
         boxes = []
-        for x, y, w, h in found:
-            left, top = round(x / scale), round(y / scale)
+        for x, y, w, h, _, _ in _suppress_overlaps(hits):
+            left, top = max(0, round(x / scale)), max(0, round(y / scale))
             right, bottom = min(width, round((x + w) / scale)), min(height, round((y + h) / scale))
-            boxes.append(Box(left, top, right - left, bottom - top))
+            if right > left and bottom > top:
+                boxes.append(Box(left, top, right - left, bottom - top))
         return sorted(boxes)
+
+
+def _turned(gray, angle):
+    """The image turned by `angle` degrees about its centre on a canvas large enough to hold
+    it, and the 2x3 matrix that maps the turned image's pixels back onto the original."""
+    if angle == 0:
+        return gray, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    height, width = gray.shape
+    forward = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    cos, sin = abs(forward[0, 0]), abs(forward[0, 1])
+    new_width, new_height = int(height * sin + width * cos), int(height * cos + width * sin)
+    forward[0, 2] += new_width / 2 - width / 2
+    forward[1, 2] += new_height / 2 - height / 2
+    turned = cv2.warpAffine(gray, forward, (new_width, new_height), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)
+    return turned, cv2.invertAffineTransform(forward)
+
+
+def _suppress_overlaps(hits, threshold=0.3):
+    """Greedy non-maximum suppression: keep the hits with most neighbours (upright first on a
+    tie), dropping any that overlaps a kept one by IoU >= threshold."""
+    from animerec.detection_eval import iou
+
+    kept = []
+    for hit in sorted(hits, key=lambda h: (h[5], h[4]), reverse=True) if len(hits) > 1 else hits:
+        if all(iou(hit[:4], k[:4]) < threshold for k in kept):
+            kept.append(hit)
+    return kept
 
 
 def load_detector(path=None):
