@@ -208,7 +208,7 @@ def result_ui(index, name, data, recognizer, threshold, top_k, settings):
     with left:
         st.image(annotated, caption=f"{name}: {len(faces)} face{'s' if len(faces) != 1 else ''}",
                  width="stretch")
-        st.download_button("Download the annotated image (PNG)", _png(annotated),
+        st.download_button("Download the annotated image (PNG)", lambda: _png(annotated),
                            file_name=f"{name.rsplit('.', 1)[0]}.annotated.png", mime="image/png",
                            key=f"png-{index}-{digest}")
     with right:
@@ -266,9 +266,10 @@ def downloads_ui(rows, key):
     ]
     columns = ["file", "face", "x", "y", "w", "h", "label", "name", "score"]
     left, right = st.columns(2)
-    left.download_button("Download all results (JSON)", json.dumps(rows, indent=1, ensure_ascii=False),
+    # The files are made only when a button is clicked, not on every rerun.
+    left.download_button("Download all results (JSON)", lambda: json.dumps(rows, indent=1, ensure_ascii=False),
                          file_name="animerec-results.json", mime="application/json", key=f"json-{key}")
-    right.download_button("Download all results (CSV)", pd.DataFrame(table, columns=columns).to_csv(index=False),
+    right.download_button("Download all results (CSV)", lambda: pd.DataFrame(table, columns=columns).to_csv(index=False),
                           file_name="animerec-results.csv", mime="text/csv", key=f"csv-{key}")
 
 
