@@ -100,7 +100,12 @@ def test_threshold_above_every_score_makes_all_unknown_without_reloading_the_mod
     passes = server.log().count("forward pass")
     page.locator('input[type=range][aria-label="Confidence threshold"]').focus()
     page.keyboard.press("End")  # 1.00, above any score of a label-smoothed softmax
-    page.get_by_text("1.00").first.wait_for()
+    thumb = page.locator("[data-testid=stSlider]").first.locator("[data-testid=stSliderThumbValue]")
+    assert thumb.inner_text() == "1.00"
+    # The verdicts change once the rerun is done: wait for them rather than for a fixed time.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('strong')].filter(e => /^\\d+\\. /.test(e.innerText))"
+        ".every(e => e.innerText.endsWith('Unknown'))", timeout=60_000)
     wait_idle(page)
     page.screenshot(path=shots / "2-threshold.png", full_page=True)
     assert [v.split(". ", 1)[1] for v in verdicts(page)] == ["Unknown", "Unknown"]
