@@ -124,10 +124,12 @@ def load_recognizer(path=None):
             f"{path / MODEL_FILE} has {outputs} outputs but {LABELS_FILE} names {len(characters)} characters."
         )
     recognizer = Recognizer(model, characters, card, path)
-    # The first call traces the prediction function (about half a second): pay it here, once,
-    # not in the first visitor's request. Not counted as a forward pass.
+    # The first call traces the prediction function, and the first call with another batch
+    # size traces it once more with the batch size left open (about 0.3 s each): pay both here,
+    # once, not in the first visitors' requests. Not counted as forward passes.
     size = recognizer.input_size
-    predict_probabilities(model, np.zeros((1, size, size, 3), np.uint8), recognizer.flip_average)
+    for faces in (1, 2):
+        predict_probabilities(model, np.zeros((faces, size, size, 3), np.uint8), recognizer.flip_average)
     log.info("loaded model %s from %s (model load %d in this process)", recognizer.version, path, next(_load_counter))
     return recognizer
 
