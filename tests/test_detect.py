@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -73,3 +74,39 @@ def test_boxes_are_box_tuples_sorted_left_to_right(data, detector):
     boxes = detector.detect(decode_image((data / "scenes" / name).read_bytes()))
     assert all(isinstance(b, Box) for b in boxes)
     assert [b.x for b in boxes] == sorted(b.x for b in boxes)
+
+
+def tilted(image, box, angle):
+    """The image turned by `angle` degrees on an enlarged canvas, and where the box's face lands."""
+    height, width = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    size = (int(height * sin + width * cos), int(height * cos + width * sin))
+    matrix[0, 2] += size[0] / 2 - width / 2
+    matrix[1, 2] += size[1] / 2 - height / 2
+    turned = cv2.warpAffine(image, matrix, size, borderMode=cv2.BORDER_REPLICATE)
+    cx, cy = matrix @ (box.x + box.w / 2, box.y + box.h / 2, 1.0)
+    return turned, (cx - box.w / 2, cy - box.h / 2, box.w, box.h)
+
+
+def test_turned_passes_find_faces_tilted_by_25_degrees(data, detector):
+    marked = read_boxes(data / "scenes" / "boxes.csv")
+    turned_passes = DetectorSettings(angles=(0, -25, 25))
+    faces = []
+    for name in [n for n, b in marked.items() if len(b) == 1][:12]:
+        image = decode_image((data / "scenes" / name).read_bytes())
+        if any(iou(b, marked[name][0]) >= 0.3 for b in detector.detect(image)):
+            faces.append((image, marked[name][0]))  # faces the upright detector finds unturned
+    found = {"upright only": 0, "with turned passes": 0}
+    for image, box in faces:
+        for angle in (-25, 25):
+            turned, face = tilted(image, box, angle)
+            height, width = turned.shape[:2]
+            for setting, settings in (("upright only", DetectorSettings()), ("with turned passes", turned_passes)):
+                boxes = detector.detect(turned, settings)
+                assert all(b.x >= 0 and b.y >= 0 and b.x + b.w <= width and b.y + b.h <= height for b in boxes)
+                found[setting] += any(iou(b, face) >= 0.3 for b in boxes)
+    print(f"\n{len(faces)} faces tilted by -25 and +25 degrees: found {found}")
+    assert len(faces) >= 6
+    assert found["with turned passes"] >= 0.75 * 2 * len(faces)
+    assert found["upright only"] < found["with turned passes"]
