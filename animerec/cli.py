@@ -61,8 +61,10 @@ def main(argv=None):
     model_name = recognizer.version if recognizer else None
 
     results, failed = [], False
-    for path in _expand(args.paths):
+    for path, problem in _expand(args.paths):
         try:
+            if problem:
+                raise AnimerecError(problem)
             image = decode_image(path.read_bytes())
             faces = recognize(image, detector, recognizer, settings, not args.no_detect, threshold, args.top_k)
             if args.save_annotated:
@@ -108,12 +110,19 @@ def _load_model(path):
 
 
 def _expand(paths):
-    """Files as given; folders as their images, sorted."""
+    """Files as given and folders as their images, sorted: [(path, problem or None)]. A folder
+    with no image is a problem worth a sentence, not silence."""
+    entries = []
     for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-        else:
-            yield path
+        if not path.is_dir():
+            entries.append((path, None))
+            continue
+        images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not images:
+            kinds = ", ".join(sorted(IMAGE_EXTENSIONS))
+            entries.append((path, f"this folder holds no image ({kinds}): check the path."))
+        entries.extend((image, None) for image in images)
+    return entries
 
 
 def _save_annotated(image, faces, path, folder):

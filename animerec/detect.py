@@ -107,7 +107,7 @@ def _suppress_overlaps(hits, threshold=0.3):
     from animerec.detection_eval import iou
 
     kept = []
-    for hit in sorted(hits, key=lambda h: (h[5], h[4]), reverse=True) if len(hits) > 1 else hits:
+    for hit in sorted(hits, key=lambda h: (h[5], h[4]), reverse=True):
         if all(iou(hit[:4], k[:4]) < threshold for k in kept):
             kept.append(hit)
     return kept

@@ -122,3 +122,12 @@ def test_a_file_named_like_a_subcommand_can_be_passed_with_a_path(files, tmp_pat
     result = run_cli("./enroll", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)[0]["file"] == "enroll"
+
+
+def test_a_folder_without_images_is_one_line_and_exit_1(tmp_path):
+    (tmp_path / "notes.txt").write_text("no pictures here")
+    result = run_cli(tmp_path, "--json")
+    assert result.returncode == 1
+    [entry] = json.loads(result.stdout)
+    assert "holds no image" in entry["error"]
+    assert result.stderr.strip().count("\n") == 0

@@ -73,13 +73,12 @@ def test_a_new_process_loads_it_through_the_page_loader_with_the_same_results(tr
     crops = np.stack([np.asarray(Image.open(shapes / f).convert("RGB")) for f in test_files])
     np.save(out.parent / "crops.npy", crops)
     here = load_recognizer(out).classify(crops)
-    there = run_python(f"""
+    run_python(f"""
         import numpy as np
         from animerec.model import load_recognizer
         r = load_recognizer({str(out)!r})
         np.save({str(out.parent / 'there.npy')!r}, r.classify(np.load({str(out.parent / 'crops.npy')!r})))
         """)
-    del there
     there = np.load(out.parent / "there.npy")
     assert there.dtype == np.float32 and there.shape == (len(test_files), 3)
     np.testing.assert_allclose(here, there, atol=1e-5)

@@ -81,7 +81,7 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
         keras.callbacks.CSVLogger(work / "history.csv", append=True),
         keras.callbacks.BackupAndRestore(work / "backup"),
     ]
-    history = model.fit(
+    model.fit(
         x["train"], keras.utils.to_categorical(y["train"], num_classes),
         validation_data=(x["val"], keras.utils.to_categorical(y["val"], num_classes)),
         epochs=epochs, batch_size=batch_size, class_weight=dict(enumerate(weights)),
@@ -103,7 +103,6 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     log(f"test: accuracy {metrics['accuracy']:.4f}, macro accuracy {metrics['macro_accuracy']:.4f}, "
         f"top-5 {metrics['top5_accuracy']:.4f}")
 
-    del history
     val_macro = _read_history(work / "history.csv")
     best_epoch = int(np.argmax(val_macro)) + 1
     seconds, untimed = clock.seconds_by_epoch(len(val_macro))
