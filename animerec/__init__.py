@@ -3,8 +3,13 @@
     image = decode_image(data)                 # bytes -> (H, W, 3) uint8 RGB
     detector = load_detector()                 # the lbpcascade_animeface cascade
     recognizer = load_recognizer()             # models/default (or ANIMEREC_MODEL)
-    faces = recognize(image, detector, recognizer)   # [Recognition(box, label, name, score, top_k)]
+    faces = recognize(image, detector, recognizer)   # [Recognition(box, label, name, score, top_k, source)]
     annotated = draw_faces(image, faces)
+
+    gallery = Gallery.for_model(recognizer)    # characters enrolled from a few pictures
+    crops, _ = enrolment_crops(images, detector, recognizer.input_size)
+    gallery.add("Suzukaze Aoba", recognizer.run(crops).embeddings)
+    faces = recognize(image, detector, recognizer, gallery=gallery)
 
 Boxes are (x, y, w, h) in pixels of the decoded, EXIF-rotated RGB image. No face is `[]`.
 Importing this package does not import TensorFlow; `load_recognizer` does.
@@ -18,19 +23,21 @@ from animerec.errors import (
     AnimerecError,
     CascadeError,
     EmptyImageError,
+    GalleryError,
     ImageError,
     ImageTooLargeError,
     ModelError,
     NotAnImageError,
     TruncatedImageError,
 )
+from animerec.gallery import Gallery, enrolment_crops
 from animerec.model import Character, Recognizer, load_recognizer
 from animerec.recognize import Analysis, Recognition, analyse, name_faces, recognize
 
 __all__ = [
     "AnimerecError", "Analysis", "Box", "CascadeError", "Character", "DetectorSettings",
-    "EmptyImageError", "FaceDetector", "ImageError", "ImageTooLargeError", "ModelError",
+    "EmptyImageError", "FaceDetector", "Gallery", "GalleryError", "ImageError", "ImageTooLargeError", "ModelError",
     "NotAnImageError", "Recognition", "Recognizer", "TruncatedImageError", "analyse",
-    "crop_faces", "decode_image", "draw_faces", "load_detector", "load_recognizer",
+    "crop_faces", "decode_image", "draw_faces", "enrolment_crops", "load_detector", "load_recognizer",
     "name_faces", "recognize",
 ]

@@ -1,4 +1,5 @@
-"""`python -m animerec IMAGE|DIR [...]`: the page's twin on the command line.
+"""`python -m animerec IMAGE|DIR [...]`: the page's twin on the command line, and
+`python -m animerec enroll NAME IMAGE [...] --gallery PATH`: teach it a character.
 
 Bad files are reported on one line each on stderr (and as `{"file", "error"}` in the JSON) while
 the other files are still processed; the exit status is then 1. Never a traceback.
@@ -35,16 +36,39 @@ def build_parser():
     parser.add_argument("--json", action="store_true", help="print one JSON array instead of text")
     parser.add_argument("--save-annotated", type=Path, metavar="DIR", help="write each image with its boxes as PNG here")
     parser.add_argument("--model", type=Path, help="model directory (default: ANIMEREC_MODEL, else models/default)")
+    parser.add_argument("--gallery", type=Path, help="a gallery of enrolled characters (see 'enroll') to compare faces with")
+    _detector_arguments(parser)
+    return parser
+
+
+def build_enroll_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m animerec enroll",
+        description="Add a character to a gallery from 1-10 pictures of it: the largest face found in each "
+                    "picture (or, with --no-detect, the whole picture) is enrolled under NAME.",
+    )
+    parser.add_argument("name", help="the character's name; its slug (lower case, underscores) is the label")
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    parser.add_argument("--gallery", type=Path, required=True, help="gallery file (.npz) to create or add to")
+    parser.add_argument("--no-detect", action="store_true", help="each picture is already a face crop")
+    parser.add_argument("--model", type=Path, help="model directory (default: ANIMEREC_MODEL, else models/default)")
+    _detector_arguments(parser)
+    return parser
+
+
+def _detector_arguments(parser):
     detector = parser.add_argument_group("detector")
     detector.add_argument("--scale-factor", type=float, default=defaults.SCALE_FACTOR)
     detector.add_argument("--min-neighbors", type=int, default=defaults.MIN_NEIGHBORS)
     detector.add_argument("--min-size", type=int, default=defaults.MIN_SIZE)
     detector.add_argument("--max-side", type=int, default=defaults.DETECT_MAX_SIDE,
                           help="longest side of the copy the cascade searches (default %(default)s)")
-    return parser
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["enroll"]:
+        return enroll_main(argv[1:])
     args = build_parser().parse_args(argv)
     problem = _check_arguments(args)
     if problem:
@@ -53,6 +77,7 @@ def main(argv=None):
     try:
         detector = load_detector()
         recognizer = _load_model(args.model)
+        gallery = _load_gallery(args.gallery, recognizer) if args.gallery else None
     except AnimerecError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -66,12 +91,12 @@ def main(argv=None):
             if problem:
                 raise AnimerecError(problem)
             image = decode_image(path.read_bytes())
-            faces = recognize(image, detector, recognizer, settings, not args.no_detect, threshold, args.top_k)
+            faces = recognize(image, detector, recognizer, settings, not args.no_detect, threshold, args.top_k, gallery)
             if args.save_annotated:
                 _save_annotated(image, faces, path, args.save_annotated)
         except (AnimerecError, OSError) as error:
             failed = True
-            message = f"cannot read this file ({error.strerror or error}): check the path." if isinstance(error, OSError) else str(error)
+            message = _message(error)
             print(f"{path}: {message}", file=sys.stderr)
             results.append({"file": str(path), "error": message})
             continue
@@ -84,11 +109,80 @@ def main(argv=None):
     return 1 if failed else 0
 
 
+def enroll_main(argv):
+    """`enroll`: add a character to a gallery file. Returns the exit status."""
+    from animerec.gallery import MAX_ENROL_IMAGES, Gallery, enrolment_crops
+
+    args = build_enroll_parser().parse_args(argv)
+    problem = _check_detector_arguments(args) or (
+        f"enrol from 1 to {MAX_ENROL_IMAGES} pictures at a time." if len(args.images) > MAX_ENROL_IMAGES else None)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        detector = load_detector()
+        from animerec.model import load_recognizer
+
+        recognizer = load_recognizer(args.model or model_dir())
+        gallery = _load_gallery(args.gallery, recognizer) if args.gallery.exists() else Gallery.for_model(recognizer)
+    except AnimerecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    settings = DetectorSettings(args.scale_factor, args.min_neighbors, args.min_size, args.max_side)
+    images, failed = [], False
+    for path in args.images:
+        try:
+            images.append((path, decode_image(path.read_bytes())))
+        except (AnimerecError, OSError) as error:
+            failed = True
+            print(f"{path}: {_message(error)}", file=sys.stderr)
+    crops, missed = enrolment_crops([image for _, image in images], detector, recognizer.input_size,
+                                    not args.no_detect, settings)
+    for i in missed:
+        failed = True
+        print(f"{images[i][0]}: no face found: use a closer picture, or --no-detect if it is already a face.",
+              file=sys.stderr)
+    if len(crops) == 0:
+        print(f"error: no face to enrol for {args.name!r}; nothing was written.", file=sys.stderr)
+        return 1
+    try:
+        slug = gallery.add(args.name, recognizer.run(crops).embeddings, reserved=[c.slug for c in recognizer.characters])
+        gallery.save(args.gallery)
+    except (AnimerecError, OSError) as error:
+        print(f"error: {_message(error)}", file=sys.stderr)
+        return 1
+    print(f"enrolled {len(crops)} face{'s' if len(crops) != 1 else ''} of {args.name} as '{slug}' in {args.gallery} "
+          f"({len(gallery)} character{'s' if len(gallery) != 1 else ''}: "
+          + ", ".join(f"{s} {n}" for s, n in gallery.counts().items()) + ")")
+    return 1 if failed else 0
+
+
+def _load_gallery(path, recognizer):
+    from animerec.errors import GalleryError
+    from animerec.gallery import Gallery
+
+    if recognizer is None:
+        raise GalleryError("A gallery needs a model to compare faces with, and none is installed.")
+    gallery = Gallery.load(path)
+    gallery.check(recognizer)
+    return gallery
+
+
+def _message(error):
+    if isinstance(error, OSError):
+        return f"cannot read this file ({error.strerror or error}): check the path."
+    return str(error)
+
+
 def _check_arguments(args):
     if args.top_k < 1:
         return "--top-k must be at least 1."
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         return "--threshold must be between 0 and 1."
+    return _check_detector_arguments(args)
+
+
+def _check_detector_arguments(args):
     if args.scale_factor <= 1.0:
         return "--scale-factor must be greater than 1 (upstream uses 1.1)."
     if args.min_neighbors < 0 or args.min_size < 1 or args.max_side < 32:
@@ -142,4 +236,5 @@ def _print_text(path, faces):
             print(f"  {i}. {box}")
             continue
         ranked = ", ".join(f"{slug} {p:.1%}" for slug, p in face.top_k)
-        print(f"  {i}. {box}: {face.name} ({face.score:.1%})  [{ranked}]")
+        source = " from the gallery" if face.source == "gallery" else ""
+        print(f"  {i}. {box}: {face.name} ({face.score:.1%}{source})  [{ranked}]")

@@ -32,3 +32,7 @@ class CascadeError(AnimerecError):
 
 class ModelError(AnimerecError):
     """A model directory is missing or broken."""
+
+
+class GalleryError(AnimerecError):
+    """A gallery file is unreadable or made by another model, or a name cannot be enrolled."""

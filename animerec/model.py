@@ -2,12 +2,17 @@
 
 A model directory holds
 - `model.keras`: a Keras 3 model from (N, S, S, 3) uint8 RGB crops to (N, C) probabilities;
+  the card's `embedding_layer` (else "embedding") names the layer whose output, L2-normalised,
+  is the face embedding, and a cosine head has a layer "prototypes" giving each face's cosine
+  to each character;
 - `labels.json`: `[{"slug", "name", "series"}, ...]`, one per output, in output order;
-- `card.json`: how it was trained and what it scored (machine-readable), with `threshold`;
+- `card.json`: how it was trained and what it scored (machine-readable), with `threshold` and,
+  once calibrated, `calibration` (see train.calibrate);
 - `card.md`: the same for people.
 """
 
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -19,6 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from animerec.calibration import MAX_SCORE, Logistic
 from animerec.errors import ModelError
 from animerec.paths import model_dir
 
@@ -39,54 +45,128 @@ class Character(NamedTuple):
     series: str
 
 
-class Recognizer:
-    """A loaded model directory. `classify(crops)` is the one call the page makes per image."""
+class Outputs(NamedTuple):
+    """What one forward pass says about N crops.
 
-    def __init__(self, model, characters, card, path):
+    probabilities: (N, C) float32, rows summing to 1, in the order of `characters`.
+    embeddings: (N, D) float32, each of unit length: faces of one character lie close together.
+    cosines: (N, C) float32 cosine to each character's prototype (a cosine head), else None.
+    """
+
+    probabilities: np.ndarray
+    embeddings: np.ndarray
+    cosines: object = None
+
+
+class Recognizer:
+    """A loaded model directory. `run(crops)` is the one call the page makes per image."""
+
+    def __init__(self, model, characters, card, path, fingerprint=""):
         self.model = model
         self.characters = characters
         self.card = card
         self.path = Path(path)
+        self.fingerprint = fingerprint  # of model.keras: a gallery remembers which model made it
         self.input_size = int(model.input_shape[1])
         self.version = str(card.get("version", "unversioned"))
         self.flip_average = bool(card.get("flip_average", False))
+        self._outputs = outputs_model(model, card.get("embedding_layer"))
+        calibration = card.get("calibration") or {}
+        self.model_calibration = Logistic.from_dict(calibration["model"]) if "model" in calibration else None
+        self.gallery_calibration = Logistic.from_dict(calibration["gallery"]) if "gallery" in calibration else None
         # Keras models are not documented as safe to call from several threads at once, and
         # Streamlit serves each session on its own thread: one forward pass at a time.
         self._lock = threading.Lock()
         self.calls = 0  # forward passes so far: tests count them to prove the page's caching
 
-    def classify(self, crops):
-        """Probabilities for a batch of crops.
+    @property
+    def embedding_size(self):
+        return int(self._outputs.output_shape[1][-1])
 
-        crops: (N, S, S, 3) uint8 RGB with S == `input_size`. Returns (N, C) float32, rows
-        summing to 1, in the order of `characters`; (0, C) for an empty batch. All faces go
-        through one `predict_on_batch` call: for the small batches of a page it is several times
-        faster than `predict` or a plain call (see `python -m animerec.bench`). When the card
-        says `flip_average`, each crop's mirror image goes into the same call and the two
-        answers are averaged.
+    def run(self, crops):
+        """Probabilities and embeddings for a batch of crops, in one forward pass.
+
+        crops: (N, S, S, 3) uint8 RGB with S == `input_size`. Returns Outputs; (0, C) and (0, D)
+        for an empty batch. All faces go through one `predict_on_batch` call: for the small
+        batches of a page it is several times faster than `predict` or a plain call (see
+        `python -m animerec.bench`). When the card says `flip_average`, each crop's mirror image
+        goes into the same call and the two answers are averaged.
         """
         crops = np.asarray(crops)
         if len(crops) == 0:
-            return np.zeros((0, len(self.characters)), np.float32)
+            empty = np.zeros((0, len(self.characters)), np.float32)
+            return Outputs(empty, np.zeros((0, self.embedding_size), np.float32),
+                           empty if len(self._outputs.outputs) > 2 else None)
         if crops.shape[1:] != (self.input_size, self.input_size, 3):
             raise ValueError(
                 f"Crops must be (N, {self.input_size}, {self.input_size}, 3); got {crops.shape}."
             )
         with self._lock:
-            probabilities = predict_probabilities(self.model, crops, self.flip_average)
+            outputs = Outputs(*predict(self._outputs, crops, self.flip_average))
             self.calls += 1
         log.info("classified %d face(s) with %s (forward pass %d)", len(crops), self.version, self.calls)
-        return probabilities
+        return outputs
+
+    def classify(self, crops):
+        """(N, C) probabilities for a batch of crops (see `run`)."""
+        return self.run(crops).probabilities
+
+    def raw_scores(self, outputs):
+        """Each face's raw score for its top character: the cosine to that character's
+        prototype when the network has a cosine head, else the top probability."""
+        if outputs.cosines is None:
+            return outputs.probabilities.max(axis=1)
+        return outputs.cosines.max(axis=1)
+
+    def scores(self, outputs):
+        """Each face's calibrated score in [0, 1] for its top character (the card's
+        calibration of `raw_scores`; uncalibrated cosines are mapped linearly)."""
+        raw = self.raw_scores(outputs)
+        if self.model_calibration is not None:
+            return self.model_calibration(raw).astype(np.float32)
+        return np.minimum(raw if outputs.cosines is None else (raw + 1) / 2, MAX_SCORE).astype(np.float32)
+
+
+def predict(model, crops, flip_average=False):
+    """One `predict_on_batch` call of `model` on (N, S, S, 3) uint8 crops, returning each output
+    as float32 (a list for several outputs); with `flip_average`, the mean of each crop's and
+    its mirror image's answers, embeddings scaled back to unit length. The trainer scores models
+    through this same function."""
+    batch = np.concatenate([crops, crops[:, :, ::-1]]) if flip_average else crops
+    answers = model.predict_on_batch(batch)
+    single = not isinstance(answers, (list, tuple))
+    answers = [np.asarray(a, dtype=np.float32) for a in ([answers] if single else answers)]
+    if flip_average:
+        answers = [(a[: len(crops)] + a[len(crops):]) / 2 for a in answers]
+    if not single:
+        answers[1] = unit_rows(answers[1].reshape(len(crops), -1))
+    return answers[0] if single else answers
 
 
 def predict_probabilities(model, crops, flip_average=False):
-    """(N, C) float32 probabilities for (N, S, S, 3) uint8 crops in one `predict_on_batch` call;
-    with `flip_average`, the mean of each crop's and its mirror image's probabilities. The
-    trainer scores models through this same function."""
-    if not flip_average:
-        return np.asarray(model.predict_on_batch(crops), dtype=np.float32)
-    both = np.asarray(model.predict_on_batch(np.concatenate([crops, crops[:, :, ::-1]])), dtype=np.float32)
-    return (both[: len(crops)] + both[len(crops):]) / 2
+    """(N, C) float32 probabilities of a one-output model (see `predict`)."""
+    return predict(model, crops, flip_average)
+
+
+def unit_rows(x):
+    """Rows of `x` scaled to unit length (zero rows stay zero)."""
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def outputs_model(model, embedding_layer=None):
+    """A model sharing `model`'s layers whose outputs are its probabilities, its face embedding
+    (the output of `embedding_layer`, else of "embedding", else of the layer before the last)
+    and, for a cosine head, the cosines of the layer "prototypes"."""
+    import keras
+
+    names = [layer.name for layer in model.layers]
+    if embedding_layer and embedding_layer not in names:
+        raise ModelError(f"The card names the embedding layer {embedding_layer!r}, which the model does not have.")
+    name = embedding_layer or ("embedding" if "embedding" in names else names[-2])
+    outputs = [model.outputs[0], model.get_layer(name).output]
+    if "prototypes" in names:
+        outputs.append(model.get_layer("prototypes").output)
+    return keras.Model(model.inputs, outputs)
 
 
 def load_recognizer(path=None):
@@ -123,13 +203,14 @@ def load_recognizer(path=None):
         raise ModelError(
             f"{path / MODEL_FILE} has {outputs} outputs but {LABELS_FILE} names {len(characters)} characters."
         )
-    recognizer = Recognizer(model, characters, card, path)
+    fingerprint = hashlib.sha256((path / MODEL_FILE).read_bytes()).hexdigest()[:16]
+    recognizer = Recognizer(model, characters, card, path, fingerprint)
     # The first call traces the prediction function, and the first call with another batch
     # size traces it once more with the batch size left open (about 0.3 s each): pay both here,
     # once, not in the first visitors' requests. Not counted as forward passes.
     size = recognizer.input_size
     for faces in (1, 2):
-        predict_probabilities(model, np.zeros((faces, size, size, 3), np.uint8), recognizer.flip_average)
+        predict(recognizer._outputs, np.zeros((faces, size, size, 3), np.uint8), recognizer.flip_average)
     log.info("loaded model %s from %s (model load %d in this process)", recognizer.version, path, next(_load_counter))
     return recognizer
 

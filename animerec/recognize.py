@@ -1,8 +1,8 @@
 """From an image to named faces: detection, crops and the model, in one batched pass.
 
 The expensive part (`analyse`) depends only on the image and the detector settings; naming the
-faces (`name_faces`) depends on the threshold and top-k and is cheap, so the page can move its
-sliders without running the network again.
+faces (`name_faces`) depends on the threshold, top-k and the gallery and is cheap, so the page
+can move its sliders and enrol characters without running the network again.
 """
 
 from typing import NamedTuple
@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from animerec import defaults
+from animerec.calibration import MAX_SCORE
 from animerec.crop import crop_faces
 from animerec.detect import Box, DetectorSettings
 
@@ -21,11 +22,15 @@ class Analysis(NamedTuple):
 
     boxes: list of Box. crops: (N, S, S, 3) uint8, what the model saw (S = 96 without a
     model). probabilities: (N, C) float32, or None when no model is installed.
+    embeddings: (N, D) unit-length float32, or None. scores: (N,) the calibrated score of each
+    face's top character (see `Recognizer.scores`), or None to use the top probability.
     """
 
     boxes: list
     crops: np.ndarray
     probabilities: object
+    embeddings: object = None
+    scores: object = None
 
 
 class Recognition(NamedTuple):
@@ -34,9 +39,12 @@ class Recognition(NamedTuple):
     box: Box, (x, y, w, h) in pixels of the decoded RGB image.
     label: the character's slug, "unknown" when `score` < threshold, None without a model.
     name: display name of `label` ("Unknown" for unknown), None without a model.
-    score: confidence in [0, 1] compared with the threshold (the top probability); 0.0 without a model.
-    top_k: [(slug, probability), ...], best first; its first entry is the closest known
-    character even when the face is Unknown. [] without a model.
+    score: calibrated confidence in [0, 1] that the best answer is right, compared with the
+    threshold; 0.0 without a model.
+    top_k: [(slug, probability), ...] from the model, best first; its first entry is the closest
+    character even when the face is Unknown; when the gallery's answer wins, that character
+    heads the list with its score. [] without a model.
+    source: "model" or "gallery", where the best answer came from; None without a model.
     """
 
     box: Box
@@ -44,45 +52,71 @@ class Recognition(NamedTuple):
     name: object
     score: float
     top_k: list
+    source: object = None
 
 
 def analyse(image, detector, recognizer=None, settings=DetectorSettings(), detect=True):
     """Detect faces in an (H, W, 3) uint8 RGB image (or take the whole image as one face when
     `detect` is False), crop them and classify all crops in one call.
 
-    Returns an Analysis; no faces gives empty boxes and crops and a (0, C) array.
+    Returns an Analysis; no faces gives empty boxes and crops and (0, C) and (0, D) arrays.
     """
     height, width = image.shape[:2]
     boxes = detector.detect(image, settings) if detect else [Box(0, 0, width, height)]
     size = recognizer.input_size if recognizer else 96
     crops = crop_faces(image, boxes, size, margin=defaults.CROP_MARGIN if detect else 0.0)
-    probabilities = recognizer.classify(crops) if recognizer else None
-    return Analysis(boxes, crops, probabilities)
+    if recognizer is None:
+        return Analysis(boxes, crops, None)
+    outputs = recognizer.run(crops)
+    return Analysis(boxes, crops, outputs.probabilities, outputs.embeddings, recognizer.scores(outputs))
 
 
-def name_faces(analysis, characters, threshold=defaults.THRESHOLD, top_k=defaults.TOP_K):
+def name_faces(analysis, characters, threshold=defaults.THRESHOLD, top_k=defaults.TOP_K,
+               gallery=None, gallery_calibration=None):
     """Turn an Analysis into one Recognition per face, applying the threshold and top-k.
 
-    characters: the model's list of Character (ignored without probabilities).
+    characters: the model's list of Character (ignored without probabilities). gallery: a
+    Gallery of enrolled characters, compared with each face's embedding; its cosine is mapped by
+    `gallery_calibration` (the model card's, see `Recognizer.gallery_calibration`) to the same
+    [0, 1] scale as the model's score, and the better of the two answers wins.
     """
     if analysis.probabilities is None:
         return [Recognition(box, None, None, 0.0, []) for box in analysis.boxes]
     names = {c.slug: c.name for c in characters}
+    scores = analysis.scores if analysis.scores is not None else analysis.probabilities.max(axis=1)
+    matches = None
+    if gallery is not None and len(gallery) and analysis.embeddings is not None and len(analysis.boxes):
+        nearest, cosines = gallery.match(analysis.embeddings)
+        matches = nearest, gallery_score(cosines, gallery_calibration)
     faces = []
-    for box, row in zip(analysis.boxes, analysis.probabilities):
+    for i, (box, row) in enumerate(zip(analysis.boxes, analysis.probabilities)):
         order = np.argsort(-row)[: max(1, top_k)]
-        ranked = [(characters[i].slug, float(row[i])) for i in order]
-        score = ranked[0][1]
-        label = ranked[0][0] if score >= threshold else UNKNOWN
-        faces.append(Recognition(box, label, names.get(label, "Unknown"), score, ranked))
+        ranked = [(characters[j].slug, float(row[j])) for j in order]
+        slug, name, score, source = ranked[0][0], names.get(ranked[0][0]), float(scores[i]), "model"
+        if matches is not None and matches[1][i] > score:
+            slug, name, score, source = (gallery.slugs[matches[0][i]], gallery.names[matches[0][i]],
+                                         float(matches[1][i]), "gallery")
+            ranked = [(slug, score)] + ranked[: max(1, top_k) - 1]
+        if score < threshold:
+            slug, name = UNKNOWN, "Unknown"
+        faces.append(Recognition(box, slug, name, score, ranked, source))
     return faces
 
 
+def gallery_score(cosines, calibration=None):
+    """Gallery cosines mapped to the calibrated [0, 1] score (linearly when uncalibrated)."""
+    if calibration is not None:
+        return calibration(cosines)
+    return np.minimum((np.asarray(cosines, np.float64) + 1) / 2, MAX_SCORE)
+
+
 def recognize(image, detector, recognizer=None, settings=DetectorSettings(), detect=True,
-              threshold=defaults.THRESHOLD, top_k=defaults.TOP_K):
+              threshold=defaults.THRESHOLD, top_k=defaults.TOP_K, gallery=None):
     """`analyse` then `name_faces`: a list of Recognition for an RGB image, [] for no face."""
     analysis = analyse(image, detector, recognizer, settings, detect)
-    return name_faces(analysis, recognizer.characters if recognizer else [], threshold, top_k)
+    if recognizer is None:
+        return name_faces(analysis, [], threshold, top_k)
+    return name_faces(analysis, recognizer.characters, threshold, top_k, gallery, recognizer.gallery_calibration)
 
 
 def default_threshold(recognizer):
@@ -100,4 +134,5 @@ def to_dict(face):
         "name": face.name,
         "score": round(float(face.score), 4),
         "top_k": [[slug, round(p, 4)] for slug, p in face.top_k],
+        "source": face.source,
     }

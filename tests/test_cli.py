@@ -32,7 +32,8 @@ def files(tmp_path_factory):
 
 
 def check_face_shape(face):
-    assert set(face) == {"box", "label", "name", "score", "top_k"}
+    assert set(face) == {"box", "label", "name", "score", "top_k", "source"}
+    assert face["source"] in ("model", "gallery", None)
     assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
     assert 0.0 <= face["score"] <= 1.0
     for slug, p in face["top_k"]:

@@ -39,7 +39,8 @@ def test_top_k_is_sorted_and_capped_at_the_number_of_characters():
 def test_without_a_model_faces_are_boxed_but_not_named():
     faces = name_faces(Analysis([Box(1, 2, 3, 4)], np.zeros((1, 8, 8, 3), np.uint8), None), [])
     assert faces[0].label is None and faces[0].name is None and faces[0].top_k == []
-    assert to_dict(faces[0]) == {"box": [1, 2, 3, 4], "label": None, "name": None, "score": 0.0, "top_k": []}
+    assert to_dict(faces[0]) == {"box": [1, 2, 3, 4], "label": None, "name": None, "score": 0.0, "top_k": [],
+                                 "source": None}
 
 
 def test_no_faces_is_an_empty_list(detector, recognizer):

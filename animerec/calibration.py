@@ -1,0 +1,77 @@
+"""Calibrated scores: a raw similarity mapped to [0, 1] by a fitted logistic curve.
+
+A face's raw score is the cosine between its embedding and the nearest known character (a
+prototype of the model, or of the gallery). On held-out faces, `fit_logistic` learns how often a
+name given at each cosine is right, so a score of 0.8 means about 8 in 10 such names are right,
+whichever source gave it, and one threshold serves both. NumPy only.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+MAX_SCORE = 0.999  # a calibrated score never claims certainty, so a threshold of 1 rejects all
+
+
+class Logistic(NamedTuple):
+    """score = 1 / (1 + exp(-(slope * raw + intercept))), at most MAX_SCORE."""
+
+    slope: float
+    intercept: float
+
+    def __call__(self, raw):
+        score = 1.0 / (1.0 + np.exp(-(self.slope * np.asarray(raw, np.float64) + self.intercept)))
+        return np.minimum(score, MAX_SCORE)
+
+    def raw_at(self, score):
+        """The raw value whose score is `score` (0 < score < 1)."""
+        return (np.log(score / (1 - score)) - self.intercept) / self.slope
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(float(d["slope"]), float(d["intercept"]))
+
+    def to_dict(self):
+        return {"slope": round(self.slope, 5), "intercept": round(self.intercept, 5)}
+
+
+def fit_logistic(raw, right, iterations=50, ridge=1e-6):
+    """Fit P(right | raw) by Newton's method on the log-likelihood; returns a Logistic.
+
+    raw: (N,) floats. right: (N,) booleans (the name given at that raw score was right).
+    """
+    x = np.stack([np.asarray(raw, np.float64), np.ones(len(raw))], axis=1)
+    y = np.asarray(right, np.float64)
+    w = np.zeros(2)
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-x @ w))
+        hessian = x.T @ (x * (p * (1 - p))[:, None]) + ridge * np.eye(2)
+        step = np.linalg.solve(hessian, x.T @ (y - p))
+        w += step
+        if np.abs(step).max() < 1e-9:
+            break
+    return Logistic(float(w[0]), float(w[1]))
+
+
+def roc_curve(positive, negative):
+    """(false positive rates, true positive rates, thresholds) for scores of positives and
+    negatives, a positive being accepted when its score is >= the threshold."""
+    thresholds = np.unique(np.concatenate([positive, negative]))[::-1]
+    tpr = np.array([(positive >= t).mean() for t in thresholds])
+    fpr = np.array([(negative >= t).mean() for t in thresholds])
+    return np.r_[0.0, fpr, 1.0], np.r_[0.0, tpr, 1.0], thresholds
+
+
+def auroc(positive, negative):
+    """Area under the ROC curve: the chance that a random positive scores above a random
+    negative (ties count half)."""
+    positive, negative = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
+    ranks = np.argsort(np.argsort(np.concatenate([positive, negative]), kind="stable"), kind="stable") + 1.0
+    values = np.concatenate([positive, negative])
+    for v in np.unique(values):  # average ranks of ties
+        tied = values == v
+        if tied.sum() > 1:
+            ranks[tied] = ranks[tied].mean()
+    n_pos, n_neg = len(positive), len(negative)
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

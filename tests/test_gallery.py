@@ -1,0 +1,189 @@
+"""The gallery: enrolling, matching, saving and merging, refusing what it must; and, on real
+images, enrolling a character from a few pictures and finding it in others."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from animerec.calibration import MAX_SCORE, Logistic, auroc, fit_logistic
+from animerec.detect import Box
+from animerec.errors import GalleryError
+from animerec.gallery import Gallery, slugify
+from animerec.model import Character
+from animerec.recognize import Analysis, UNKNOWN, name_faces
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def unit(*rows):
+    rows = np.asarray(rows, np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def small_gallery():
+    gallery = Gallery("abc123", 3)
+    gallery.add("Suzukaze Aoba", unit([1, 0, 0], [0.9, 0.1, 0]))
+    gallery.add("Takimoto Hifumi", unit([0, 1, 0]))
+    return gallery
+
+
+def test_slugs_are_lower_case_words_joined_by_underscores():
+    assert slugify("Suzukaze Aoba") == "suzukaze_aoba"
+    assert slugify("  Hifumi-chan!! ") == "hifumi_chan"
+    assert slugify("星街すいせい") == "星街すいせい"
+    assert slugify("!!!") == ""
+
+
+def test_nearest_prototype_wins_and_names_are_kept():
+    gallery = small_gallery()
+    assert gallery.slugs == ["suzukaze_aoba", "takimoto_hifumi"]
+    assert gallery.names == ["Suzukaze Aoba", "Takimoto Hifumi"]
+    assert gallery.counts() == {"suzukaze_aoba": 2, "takimoto_hifumi": 1}
+    nearest, cosine = gallery.match(unit([0.2, 1, 0], [1, 0.05, 0]))
+    assert nearest.tolist() == [1, 0]
+    assert np.all(cosine > 0.95) and np.all(cosine <= 1.0 + 1e-6)
+
+
+def test_reserved_empty_and_wrong_sized_enrolments_are_refused_with_a_sentence():
+    gallery = small_gallery()
+    for name, reserved in (("Unknown", ()), ("Gawr Gura", ("gawr_gura",)), ("???", ())):
+        with pytest.raises(GalleryError, match=r"name"):
+            gallery.add(name, unit([1, 0, 0]), reserved=reserved)
+    with pytest.raises(GalleryError, match="size 3"):
+        gallery.add("Nene", np.ones((1, 4), np.float32))
+    with pytest.raises(GalleryError, match="empty"):
+        Gallery("abc123", 3).match(unit([1, 0, 0]))
+
+
+def test_save_load_round_trip_merge_and_remove(tmp_path):
+    gallery = small_gallery()
+    path = tmp_path / "g.npz"
+    gallery.save(path)
+    loaded = Gallery.load(path)
+    assert (loaded.slugs, loaded.names, loaded.fingerprint, loaded.dimension) == (
+        gallery.slugs, gallery.names, "abc123", 3)
+    np.testing.assert_allclose(loaded.embeddings, gallery.embeddings)
+
+    other = Gallery("abc123", 3)
+    other.add("Takimoto Hifumi", unit([0, 0.9, 0.1]))
+    other.add("Sakura Nene", unit([0, 0, 1]))
+    merged = loaded.merge(other)
+    assert merged.counts() == {"suzukaze_aoba": 2, "takimoto_hifumi": 2, "sakura_nene": 1}
+    assert loaded.counts() == {"suzukaze_aoba": 2, "takimoto_hifumi": 1}  # merging makes a new gallery
+    merged.remove("takimoto_hifumi")
+    assert merged.slugs == ["suzukaze_aoba", "sakura_nene"]
+    assert merged.match(unit([0, 0, 1]))[0].tolist() == [1]
+    with pytest.raises(GalleryError, match="different models"):
+        merged.merge(Gallery("other", 3))
+
+
+@pytest.mark.parametrize("content", [b"", b"not a zip file", b"PK\x03\x04broken zip"])
+def test_a_corrupt_gallery_file_is_a_sentence_not_a_traceback(tmp_path, content):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(content)
+    with pytest.raises(GalleryError, match="not a gallery file"):
+        Gallery.load(path)
+    with pytest.raises(GalleryError, match="Cannot read the gallery"):
+        Gallery.load(tmp_path / "missing.npz")
+
+
+def test_a_pickled_array_is_refused(tmp_path):
+    path = tmp_path / "pickled.npz"
+    np.savez(path, fingerprint=np.array([object()], dtype=object))
+    with pytest.raises(GalleryError, match="not a gallery file"):
+        Gallery.load(path)
+
+
+def test_the_better_of_model_and_gallery_wins_on_one_scale():
+    characters = [Character("a", "A", ""), Character("b", "B", "")]
+    analysis = Analysis(
+        [Box(0, 0, 10, 10)] * 3, np.zeros((3, 8, 8, 3), np.uint8),
+        np.array([[0.9, 0.1], [0.6, 0.4], [0.5, 0.5]], np.float32),
+        embeddings=unit([1, 0, 0], [0, 1, 0], [0, 0, 1]),
+        scores=np.array([0.9, 0.3, 0.2], np.float32),
+    )
+    gallery = Gallery("f", 3)
+    gallery.add("New One", unit([0.6, 0.8, 0]))
+    curve = Logistic(10.0, -7.0)  # cosine 0.8 -> 0.73, 0.6 -> 0.27, 0 -> 0.001
+    faces = name_faces(analysis, characters, threshold=0.5, top_k=2, gallery=gallery, gallery_calibration=curve)
+    assert [(f.label, f.source) for f in faces] == [("a", "model"), ("new_one", "gallery"), (UNKNOWN, "model")]
+    assert faces[1].name == "New One" and faces[1].score == pytest.approx(curve(0.8))
+    assert faces[1].top_k[0] == ("new_one", pytest.approx(curve(0.8))) and len(faces[1].top_k) == 2
+    assert all(0 <= f.score <= 1 for f in faces)
+
+
+def test_logistic_fit_recovers_a_known_curve_and_auroc_counts_pairs():
+    rng = np.random.default_rng(0)
+    raw = rng.normal(size=20000)
+    right = rng.random(20000) < Logistic(3.0, -1.0)(raw)
+    curve = fit_logistic(raw, right)
+    assert curve.slope == pytest.approx(3.0, rel=0.1) and curve.intercept == pytest.approx(-1.0, abs=0.1)
+    assert curve.raw_at(0.5) == pytest.approx(-curve.intercept / curve.slope)
+    assert Logistic(100.0, 0.0)(10.0) == MAX_SCORE
+    assert auroc(np.array([1.0, 2.0, 3.0]), np.array([0.0, 2.0])) == pytest.approx(4.5 / 6)
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "animerec", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+
+
+def test_enrol_from_real_crops_then_find_that_character_among_a_distractor(data, tmp_path, recognizer):
+    """Enrol two New Game! characters (none is in the model) from 5 crops each, then look at
+    other crops of them: each is named from the gallery, and an unknown face stays unknown."""
+    aoba = sorted((data / "fewshot" / "suzukaze_aoba").glob("*.jpg"))
+    hifumi = sorted((data / "fewshot" / "takimoto_hifumi").glob("*.jpg"))
+    gallery = tmp_path / "newgame.npz"
+    result = run_cli("enroll", "Suzukaze Aoba", *aoba[:5], "--gallery", gallery, "--no-detect")
+    assert result.returncode == 0, result.stderr
+    assert "enrolled 5 faces of Suzukaze Aoba as 'suzukaze_aoba'" in result.stdout
+    result = run_cli("enroll", "Takimoto Hifumi", *hifumi[:5], "--gallery", gallery, "--no-detect")
+    assert result.returncode == 0 and "2 characters" in result.stdout, result.stderr
+
+    queries = aoba[5:15] + hifumi[5:15]
+    result = run_cli(*queries, "--gallery", gallery, "--no-detect", "--json")
+    assert result.returncode == 0, result.stderr
+    faces = [r["faces"][0] for r in json.loads(result.stdout)]
+    expected = ["suzukaze_aoba"] * 10 + ["takimoto_hifumi"] * 10
+    right = sum(f["label"] == e and f["source"] == "gallery" for f, e in zip(faces, expected))
+    print(f"\nenrolled from 5 crops each: {right}/20 other crops named from the gallery")
+    assert right >= 15
+    assert not any(f["label"] == ("takimoto_hifumi" if e == "suzukaze_aoba" else "suzukaze_aoba")
+                   for f, e in zip(faces, expected)), "a face was given the distractor's name"
+
+    unknown = sorted((data / "unknown").glob("*.jpg"))[:40]
+    result = run_cli(*unknown, "--gallery", gallery, "--no-detect", "--json")
+    labels = [r["faces"][0]["label"] for r in json.loads(result.stdout)]
+    print(f"unknown faces called unknown with the gallery in play: {labels.count('unknown')}/40")
+    assert labels.count("unknown") >= 30
+
+
+def test_enrol_refuses_bad_names_foreign_galleries_and_faceless_pictures(data, tmp_path, recognizer):
+    crop = sorted((data / "fewshot" / "sakura_nene").glob("*.jpg"))[0]
+    result = run_cli("enroll", "Gawr Gura", crop, "--gallery", tmp_path / "g.npz", "--no-detect")
+    assert result.returncode == 1 and "already a name the model uses" in result.stderr
+    assert not (tmp_path / "g.npz").exists()
+
+    foreign = Gallery("0000000000000000", recognizer.embedding_size)
+    foreign.add("Someone", np.eye(1, recognizer.embedding_size, dtype=np.float32))
+    foreign.save(tmp_path / "foreign.npz")
+    for args in (("enroll", "Nene", crop), (crop,)):
+        result = run_cli(*args, "--gallery", tmp_path / "foreign.npz", "--no-detect")
+        assert result.returncode == 1 and "made by another model" in result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+    (tmp_path / "broken.npz").write_bytes(b"garbage")
+    result = run_cli(crop, "--gallery", tmp_path / "broken.npz")
+    assert result.returncode == 1 and "not a gallery file" in result.stderr
+
+    blank = tmp_path / "blank.png"
+    from PIL import Image
+
+    Image.new("RGB", (200, 200), "white").save(blank)
+    result = run_cli("enroll", "Nene", blank, "--gallery", tmp_path / "g.npz")
+    assert result.returncode == 1 and "no face found" in result.stderr and "nothing was written" in result.stderr
