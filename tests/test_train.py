@@ -170,3 +170,82 @@ def test_batch_norm_statistics_are_recomputed_on_clean_crops(shapes):
     expected = np.asarray(stem.predict(images, verbose=0)).mean(axis=(0, 1, 2))
     np.testing.assert_allclose(np.asarray(first.moving_mean), expected, rtol=1e-3, atol=1e-4)
     assert first.momentum == 0.99, "the layer's own momentum is put back"
+
+
+def test_unknown_faces_train_a_cosine_head_and_calibrate_writes_the_card(shapes, tmp_path):
+    """The default network with outlier exposure on tiny shapes (crosses are the unknown faces,
+    rings and bars the characters to enrol), then `calibrate`: the mechanics, end to end."""
+    from animerec.model import load_recognizer
+    from train.calibrate import calibrate
+    from train.fit import copy_weights, fit
+
+    unknown = write_shapes(tmp_path / "unknown", per_class=80, shapes=("cross",), flat=True)
+    fewshot = write_shapes(tmp_path / "fewshot", per_class=16, shapes=("ring", "bar"), seed=1)
+    out = tmp_path / "cosine"
+    card = fit(shapes, out, arch="default", epochs=2, image_size=32, batch_size=32, cache_dir=None,
+               unknown=unknown, log=QUIET)
+    assert "uniform target" in card["training"]["loss"] and "cosine margin" in card["training"]["loss"]
+    split = json.loads((out / "split.json").read_text())
+    parts = [set(split["unknown"][p]) for p in ("train", "calibration", "test")]
+    assert sum(map(len, parts)) == 80 and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+
+    import keras
+
+    from train.architectures import make_model
+
+    fresh = make_model("default", 32, 3)
+    assert copy_weights(out, fresh) >= 20
+    np.testing.assert_array_equal(fresh.get_layer("prototypes").get_weights()[0],
+                                  keras.models.load_model(out / "model.keras").get_layer("prototypes").get_weights()[0])
+
+    result = calibrate(out, shapes, unknown, fewshot, draws=5, cache_dir=None, log=QUIET)
+    assert 0 < result["threshold"] < 1 and 0 <= result["auroc_known_vs_unknown"] <= 1
+    assert {"1-shot", "3-shot", "5-shot"} <= set(result["fewshot"])
+    assert (out / "roc.png").is_file()
+    recognizer = load_recognizer(out)
+    assert recognizer.card["threshold"] == result["threshold"] and recognizer.model_calibration is not None
+    outputs = recognizer.run(np.zeros((2, 32, 32, 3), np.uint8))
+    assert outputs.embeddings.shape == (2, 256)
+    np.testing.assert_allclose(np.linalg.norm(outputs.embeddings, axis=1), 1.0, atol=1e-5)
+    assert np.all((recognizer.scores(outputs) >= 0) & (recognizer.scores(outputs) < 1))
+
+
+def test_the_margin_loss_lowers_the_true_class_and_leaves_a_uniform_target_alone():
+    import keras
+
+    from train.fit import margin_loss
+
+    probabilities = np.array([[0.7, 0.2, 0.1]], np.float32)
+    plain, margin = margin_loss(0.0, smoothing=0.0), margin_loss(0.2, smoothing=0.0)
+    one_hot, uniform = np.array([[1.0, 0, 0]], np.float32), np.full((1, 3), 1 / 3, np.float32)
+    assert float(keras.ops.convert_to_numpy(plain(one_hot, probabilities))[0]) == pytest.approx(-np.log(0.7), rel=1e-5)
+    assert float(keras.ops.convert_to_numpy(margin(one_hot, probabilities))[0]) > -np.log(0.7) + 1
+    assert float(keras.ops.convert_to_numpy(margin(uniform, probabilities))[0]) == pytest.approx(
+        float(keras.ops.convert_to_numpy(plain(uniform, probabilities))[0]), rel=1e-5)
+
+
+def test_fine_tuning_adds_new_characters_after_the_old_ones_and_keeps_their_test_faces(trained, shapes, tmp_path):
+    from train.fit import fit
+
+    init, _ = trained
+    newcomers = write_shapes(tmp_path / "new", per_class=60, shapes=("ring", "bar"), seed=2)
+    out = tmp_path / "grown"
+    card = fit(newcomers, out, arch="seed", epochs=3, image_size=32, batch_size=32, cache_dir=None,
+               init=init, init_data=shapes, log=QUIET)
+    slugs = [d["slug"] for d in json.loads((out / "labels.json").read_text())]
+    assert slugs == sorted(SHAPES) + ["bar", "ring"]
+    assert card["training"]["characters_from"] == {str(init): sorted(SHAPES), str(newcomers): ["bar", "ring"]}
+    old_split, new_split = (json.loads((d / "split.json").read_text()) for d in (init, out))
+    assert set(old_split["test"]) <= set(new_split["test"]), "the old model's test faces stay out of training"
+
+    import keras
+
+    from train.architectures import make_model
+    from train.fit import copy_weights
+
+    grown = make_model("seed", 32, 5)
+    copy_weights(init, grown)  # the old characters' columns of the class layer start where they were
+    old = keras.models.load_model(init / "model.keras").get_layer("logits").get_weights()
+    new = grown.get_layer("logits").get_weights()
+    np.testing.assert_array_equal(new[0][:, :3], old[0])
+    np.testing.assert_array_equal(new[1][:3], old[1])

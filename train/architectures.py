@@ -40,19 +40,37 @@ def make_model(arch, image_size, num_classes, seed=None):
     """Build the named network for (image_size, image_size, 3) uint8 input.
 
     Returns an uncompiled `keras.Model` whose output is (N, num_classes) softmax probabilities
-    (float32 even under a mixed-precision policy) and whose penultimate layer is named
-    "embedding".
+    (float32 even under a mixed-precision policy). Its face embedding is the output of the layer
+    named "embedding_unit" (`default`: L2-normalised) or else "embedding" (`seed`).
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"Unknown architecture {arch!r}: choose one of {', '.join(ARCHITECTURES)}.")
     inputs = keras.Input((image_size, image_size, 3), name="crop")
     x = layers.Rescaling(1.0 / 255, name="scale")(inputs)
     x = make_augmentation(seed)(x)
-    body = _seed_body if arch == "seed" else _default_body
-    x = body(x)
-    outputs = layers.Dense(num_classes, name="logits")(x)
-    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(outputs)
+    if arch == "seed":
+        logits = layers.Dense(num_classes, name="logits")(_seed_body(x))
+    else:
+        logits = _cosine_head(_default_body(x), num_classes)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
     return keras.Model(inputs, outputs, name=arch)
+
+
+# The default network's logits are COSINE_SCALE times the cosine between the unit-length face
+# embedding and one unit-length prototype per character (CosFace, Wang et al. 2018). Training
+# subtracts a margin from the true class's cosine (train.fit.margin_loss), which packs each
+# character's faces around its prototype: the cosine then says how close a face is to a known
+# character, and a face enrolled later is compared with the same kind of number.
+COSINE_SCALE = 30.0
+
+
+def _cosine_head(x, num_classes):
+    x = layers.Dense(256, name="embedding")(x)
+    x = layers.BatchNormalization(name="embedding_bn")(x)
+    x = layers.UnitNormalization(name="embedding_unit")(x)
+    cosines = layers.Dense(num_classes, use_bias=False, kernel_constraint=keras.constraints.UnitNorm(axis=0),
+                           name="prototypes")(x)
+    return layers.Rescaling(COSINE_SCALE, name="logits")(cosines)
 
 
 def _seed_body(x):
@@ -72,7 +90,7 @@ DEFAULT_WIDTHS = (32, 64, 128, 256)
 def _default_body(x):
     """A small pre-activation ResNet: a strided stem, four stages of two residual blocks
     (the first of each stage from the second on halves the resolution), global average
-    pooling, and a 256-wide embedding. About 2.8 M parameters."""
+    pooling. With its cosine head, about 2.8 M parameters."""
     x = layers.Conv2D(DEFAULT_WIDTHS[0], 3, strides=2, padding="same", use_bias=False, name="stem")(x)
     for stage, filters in enumerate(DEFAULT_WIDTHS):
         for block in range(2):
@@ -80,12 +98,8 @@ def _default_body(x):
             x = _residual_block(x, filters, strides, name=f"s{stage}b{block}")
     x = layers.BatchNormalization(name="head_bn")(x)
     x = layers.Activation("relu")(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(0.3)(x)
-    x = layers.Dense(256, name="embedding")(x)
-    x = layers.BatchNormalization(name="embedding_bn")(x)
-    x = layers.Activation("relu")(x)
-    return layers.Dropout(0.2)(x)
+    x = layers.GlobalAveragePooling2D(name="pooled")(x)
+    return layers.Dropout(0.3)(x)
 
 
 def _residual_block(x, filters, strides, name):

@@ -29,11 +29,28 @@ def main(argv=None):
     p.add_argument("--patience", type=int, default=10, help="epochs without progress before stopping")
     p.add_argument("--cache", type=Path, default=Path(".cache"), help="where decoded crops are cached")
     p.add_argument("--split", type=Path, help="reuse another model's split.json (to compare networks on the same faces)")
+    p.add_argument("--unknown", type=Path, help="folder of faces of characters in no class: half train the "
+                   "network to be unsure of them, the rest calibrate the unknown rule")
+    p.add_argument("--init", type=Path, help="model directory to start from: its weights, and its characters, "
+                   "to which the new folders of --data are added")
+    p.add_argument("--init-data", type=Path, help="where --init's characters are, when --data holds only new ones "
+                   "(default: the shared data folder its card names)")
 
     p = commands.add_parser("evaluate", help="metrics JSON and a confusion-matrix PNG on folder-per-class data")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--confusion", type=Path, help="PNG to write (default: confusion.png beside --model)")
+
+    p = commands.add_parser("calibrate", help="fit the unknown rule and the gallery's score, judge them, write the card")
+    p.add_argument("--model", type=Path, required=True, help="model directory written by fit (with its split.json)")
+    p.add_argument("--data", type=Path, required=True, help="the crops the model was trained on (faces/)")
+    p.add_argument("--unknown", type=Path, required=True, help="faces of characters in no class (unknown/)")
+    p.add_argument("--fewshot", type=Path, required=True, help="one folder per character to enrol (fewshot/)")
+    p.add_argument("--scenes", type=Path, help="illustrations whose detected faces should all be Unknown")
+    p.add_argument("--target", type=float, default=0.92, help="share of calibration unknown faces to reject")
+    p.add_argument("--draws", type=int, default=100, help="random few-shot episodes per k")
+    p.add_argument("--embedding-layer", help="layer whose output is the gallery's face embedding (default: embedding)")
+    p.add_argument("--cache", type=Path, default=Path(".cache"))
 
     p = commands.add_parser("bench", help="compare trained model directories: training and inference speed, scores")
     p.add_argument("models", type=Path, nargs="+")
@@ -49,7 +66,13 @@ def main(argv=None):
 
         fit(args.data, args.out, arch=args.arch, epochs=args.epochs, image_size=args.image_size,
             batch_size=args.batch_size, seed=args.seed, learning_rate=args.learning_rate,
-            patience=args.patience, cache_dir=args.cache, split_file=args.split)
+            patience=args.patience, cache_dir=args.cache, split_file=args.split, unknown=args.unknown,
+            init=args.init, init_data=args.init_data)
+    elif args.command == "calibrate":
+        from train.calibrate import calibrate
+
+        calibrate(args.model, args.data, args.unknown, args.fewshot, args.scenes, target=args.target,
+                  draws=args.draws, embedding_layer=args.embedding_layer, cache_dir=args.cache)
     elif args.command == "bench":
         from train.bench import bench
 

@@ -67,26 +67,79 @@ def load_faces(root, image_size, cache_dir=None, classes=None):
         with np.load(cache, allow_pickle=False) as saved:
             return FaceSet(saved["images"], saved["labels"], classes, list(saved["files"]))
 
-    images, labels, files = [], [], []
-    for c, path in entries:
+    images, kept = _read_resized([p for _, p in entries], image_size)
+    faces = FaceSet(
+        images,
+        np.asarray([classes.index(entries[i][0]) for i in kept], np.int32),
+        classes,
+        [str(entries[i][1].relative_to(root)) for i in kept],
+    )
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(cache, images=faces.images, labels=faces.labels, files=np.asarray(faces.files))
+    return faces
+
+
+def load_unlabelled(root, image_size, cache_dir=None):
+    """Every image directly in the folder `root` (such as `unknown/`: faces of characters in no
+    class), resized to `image_size`. Returns (images (N, S, S, 3) uint8, file names)."""
+    root = Path(root)
+    paths = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS) if root.is_dir() else []
+    if not paths:
+        raise FileNotFoundError(f"No images in {root}.")
+    key = hashlib.sha1(json.dumps([image_size] + [p.name for p in paths]).encode()).hexdigest()[:16]
+    cache = Path(cache_dir) / f"unlabelled-{image_size}-{key}.npz" if cache_dir else None
+    if cache and cache.exists():
+        with np.load(cache, allow_pickle=False) as saved:
+            return saved["images"], list(saved["files"])
+    images, kept = _read_resized(paths, image_size)
+    files = [paths[i].name for i in kept]
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(cache, images=images, files=np.asarray(files))
+    return images, files
+
+
+def _read_resized(paths, image_size):
+    """Decode and resize each path; unreadable files are skipped with a warning on stderr.
+    Returns (images, indices of the paths kept)."""
+    images, kept = [], []
+    for i, path in enumerate(paths):
         try:
-            rgb = decode_image(path.read_bytes())
+            rgb = decode_image(Path(path).read_bytes())
         except ImageError as error:
             print(f"warning: skipped {path}: {error}", file=sys.stderr)
             continue
         images.append(resize_square(rgb, image_size))
-        labels.append(classes.index(c))
-        files.append(str(path.relative_to(root)))
-    faces = FaceSet(
-        np.stack(images) if images else np.zeros((0, image_size, image_size, 3), np.uint8),
-        np.asarray(labels, np.int32),
-        classes,
-        files,
-    )
-    if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(cache, images=faces.images, labels=faces.labels, files=np.asarray(files))
-    return faces
+        kept.append(i)
+    stacked = np.stack(images) if images else np.zeros((0, image_size, image_size, 3), np.uint8)
+    return stacked, kept
+
+
+def degrade(images, size):
+    """Each (S, S, 3) image shrunk to `size` px and enlarged back to S, the way a `size` px
+    crop reaches the model: known faces made as blurry as the 64 px unknown ones, so that a rule
+    told to separate the two cannot just detect blur."""
+    if size >= images.shape[1]:
+        return images.copy()
+    return np.stack([resize_square(resize_square(im, size), images.shape[1]) for im in images]) \
+        if len(images) else images.copy()
+
+
+def split_unlabelled(images, seed=0, fractions=(0.5, 0.25, 0.25), parts=("train", "calibration", "test")):
+    """Deal groups of near-duplicate `images` to `parts` in `fractions`, with `seed`.
+    Returns {part: sorted int array of indices}."""
+    rng = np.random.default_rng(seed)
+    groups = near_duplicate_groups(images)
+    order = rng.permutation(np.unique(groups))
+    bounds = np.cumsum(fractions) * len(images)
+    taken, dealt = 0, {part: [] for part in parts}
+    for g in order:
+        members = np.nonzero(groups == g)[0]
+        part = parts[min(int(np.searchsorted(bounds, taken, side="right")), len(parts) - 1)]
+        dealt[part].extend(members.tolist())
+        taken += len(members)
+    return {part: np.array(sorted(idx), dtype=np.int64) for part, idx in dealt.items()}
 
 
 def dhash(image, bits=8):

@@ -57,6 +57,7 @@ def card_markdown(card, labels):
         + (" Each face is classified together with its mirror image and the two answers averaged "
            "(validation chose this)." if card.get("flip_average") else ""),
         "",
+        *_calibration_lines(card.get("calibration")),
         "## Training",
         "",
         f"- Split: {t['split']}, seed {t['seed']}: " + ", ".join(f"{k} {v}" for k, v in t["images"].items()) + ".",
@@ -64,6 +65,7 @@ def card_markdown(card, labels):
         f"- {t['epochs_run']} epochs run, best validation macro accuracy at epoch {t['best_epoch']} "
         f"({t['seconds_to_best']} s); {t['seconds_per_epoch']} s per epoch, "
         f"{t['train_images_per_second']} training images per second.",
+        *([f"- Started from the weights of {t['initialised_from']}."] if t.get("initialised_from") else []),
         f"- Backend {t['backend']} on {', '.join(t['devices'])} ({t['machine']}), policy {t['policy']}, {t['date']}.",
         "",
         "## Characters",
@@ -74,3 +76,43 @@ def card_markdown(card, labels):
         "",
     ]
     return "\n".join(lines)
+
+
+def _calibration_lines(c):
+    """The unknown rule and the gallery, from `train calibrate`'s result."""
+    if not c:
+        return []
+    t = c["test"]
+    lines = [
+        "## Unknown faces and enrolled characters",
+        "",
+        f"Calibrated by `python -m train calibrate` (all faces shrunk to {c['degraded_to_px']} px first): "
+        f"the default threshold {c['threshold']} rejects at least {c['target_unknown_rejection']:.0%} of the "
+        "calibration faces of characters outside the model (`unknown/`, and a quarter of `fewshot/` before "
+        "enrolment). On faces used for nothing else:",
+        "",
+        "| | value |",
+        "|---|---|",
+        f"| AUROC, known vs unknown faces | {c['auroc_known_vs_unknown']:.3f} |",
+        f"| unknown faces labelled unknown ({t['unknown_faces']}) | {t['unknown_labelled_unknown']:.1%} |",
+        f"| known faces keeping their correct name ({t['known_faces']}) | {t['known_keep_correct_name']:.1%} |",
+        f"| the same at full size | {t['known_keep_correct_name_at_full_size']:.1%} |",
+    ]
+    if "scenes" in c:
+        lines.append(f"| faces found in `scenes/` labelled unknown ({c['scenes']['faces_found']}) | "
+                     f"{c['scenes']['labelled_unknown']:.1%} |")
+    few = c.get("fewshot", {})
+    shots = [k for k in few if k.endswith("-shot")]
+    if shots:
+        lines += [
+            "",
+            f"Enrolling the {few['characters']} `fewshot/` characters (random draws, open-set: the model's "
+            f"characters and the unknown rule in play), on {few['held_out_faces']} held-out faces:",
+            "",
+            "| enrolled per character | top-1 | among new characters only | unknown labelled unknown | "
+            "known keep their name |",
+            "|---|---|---|---|---|",
+            *[f"| {k} | {few[k]['top1_accuracy']:.1%} | {few[k]['top1_among_new_characters_only']:.1%} | "
+              f"{few[k]['unknown_labelled_unknown']:.1%} | {few[k]['known_keep_correct_name']:.1%} |" for k in shots],
+        ]
+    return lines + ["", f"![ROC curve]({c.get('roc_png', 'roc.png')})", ""]

@@ -15,17 +15,23 @@ import keras
 import numpy as np
 
 from animerec.model import predict_probabilities
-from train.architectures import make_model
+from train.architectures import COSINE_SCALE, make_model
 from train.batchnorm import recalibrate_batch_norm
-from train.dataset import load_faces, split_indices
+from train.dataset import SPLITS, degrade, load_faces, load_unlabelled, split_indices, split_unlabelled
 from train.evaluate import classification_metrics, confusion_matrix, confusion_png
 from train.export import write_model_dir
 
 WORK_DIR = "training"  # inside the output directory: checkpoints and the resume state
+MARGIN = 0.2  # subtracted from the true class's cosine in training (default network only)
+LABEL_SMOOTHING = 0.1
+UNKNOWN_PER_BATCH = 0.25  # unknown faces added to each batch, as a fraction of its known faces
+UNKNOWN_WEIGHT = 0.5  # the loss weight of each unknown face
+DEGRADE_SIZE, DEGRADE_FRACTION = 64, 0.3  # a share of known training faces is made this blurry
 
 
 def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed=0,
-        learning_rate=2e-3, patience=10, cache_dir=".cache", split_file=None, log=print):
+        learning_rate=2e-3, patience=10, cache_dir=".cache", split_file=None, unknown=None,
+        init=None, init_data=None, log=print):
     """Train `arch` on the crops under `data` and write the model directory `out`.
 
     Splits per class with `seed` (near-duplicates kept together), weighs classes by the inverse
@@ -33,7 +39,12 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     stops after `patience` epochs without progress, and resumes from `out/training/` if a
     previous run was interrupted. The test split alone gives the card's numbers. `split_file`
     (a model directory's `split.json`) reuses another run's split, so two networks are compared
-    on the same faces.
+    on the same faces. `unknown` is a folder of faces of characters in no class: half of them
+    (near-duplicates together) join training with a uniform target (outlier exposure, Hendrycks
+    et al. 2019), the rest is kept for calibrating and testing the unknown rule. `init` is a
+    model directory whose weights start every layer of the same name and shape; characters it
+    knows that `data` lacks are read from `init_data` (default: the shared data folder its card
+    names) with its own split, so `data` may hold only new characters, which are added as classes.
     Returns the card (a dict).
     """
     started = time.time()
@@ -42,30 +53,44 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     work.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
 
-    faces = load_faces(data, image_size, cache_dir=cache_dir)
-    split = read_split(split_file, faces.files) if split_file else split_indices(faces.labels, faces.images, seed=seed)
+    sources = None
+    if init and not split_file:
+        faces, split, sources = faces_with_init_classes(init, init_data, data, image_size, cache_dir, seed)
+    else:
+        faces = load_faces(data, image_size, cache_dir=cache_dir)
+        split = read_split(split_file, faces.files) if split_file else split_indices(faces.labels, faces.images, seed=seed)
     x = {name: faces.images[idx] for name, idx in split.items()}
     y = {name: faces.labels[idx] for name, idx in split.items()}
     num_classes = len(faces.classes)
     log(f"{len(faces.labels)} crops of {num_classes} characters at {image_size} px; "
         + ", ".join(f"{name} {len(idx)}" for name, idx in split.items()))
+    unknown_images, unknown_split = np.zeros((0, image_size, image_size, 3), np.uint8), None
+    if unknown:
+        unknown_images, unknown_files = load_unlabelled(unknown, image_size, cache_dir=cache_dir)
+        unknown_split = (read_unknown_split(split_file, unknown_files) if split_file else None) \
+            or split_unlabelled(unknown_images, seed=seed)
+        log(f"{len(unknown_images)} unknown faces: " + ", ".join(f"{k} {len(v)}" for k, v in unknown_split.items()))
 
     devices, scope, policy = _setup_devices()
     log(f"backend {keras.backend.backend()}, devices {devices}, policy {policy}")
     with scope:
         model = make_model(arch, image_size, num_classes, seed=seed)
+        if init:
+            log(f"initialised {copy_weights(init, model)} layers from {init}")
         steps = epochs * int(np.ceil(len(y["train"]) / batch_size))
         schedule = keras.optimizers.schedules.CosineDecay(
             learning_rate / 10, steps, warmup_target=learning_rate, warmup_steps=min(steps // 10, 500)
         )
         model.compile(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.05),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+            loss=margin_loss(MARGIN if arch == "default" else 0.0),
             metrics=["accuracy"],
         )
 
     counts = np.bincount(y["train"], minlength=num_classes)
     weights = (counts.mean() / np.maximum(counts, 1)) ** 0.5
+    batches = TrainingBatches(x["train"], y["train"], num_classes, weights[y["train"]], batch_size,
+                              unknown_images[unknown_split["train"]] if unknown else unknown_images, seed)
     clock = _EpochClock(work / "epoch_seconds.json")
     best = work / "best.weights.h5"
     checkpoint = keras.callbacks.ModelCheckpoint(best, monitor="val_macro_accuracy", mode="max",
@@ -82,10 +107,9 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
         keras.callbacks.BackupAndRestore(work / "backup"),
     ]
     model.fit(
-        x["train"], keras.utils.to_categorical(y["train"], num_classes),
+        batches,
         validation_data=(x["val"], keras.utils.to_categorical(y["val"], num_classes)),
-        epochs=epochs, batch_size=batch_size, class_weight=dict(enumerate(weights)),
-        callbacks=callbacks, verbose=2,
+        epochs=epochs, callbacks=callbacks, verbose=2,
     )
 
     # The saved model is float32 whatever the training policy, so a CPU can load it.
@@ -131,7 +155,14 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
             "wall_seconds": round(time.time() - started, 1),
             "batch_size": batch_size,
             "optimizer": f"AdamW, cosine decay from {learning_rate} with warm-up, weight decay 0.05",
-            "loss": "categorical cross-entropy, label smoothing 0.1, class weights (mean/n)^0.5",
+            "loss": f"categorical cross-entropy, label smoothing {LABEL_SMOOTHING}, class weights (mean/n)^0.5"
+            + (f", cosine margin {MARGIN} at scale {COSINE_SCALE}" if arch == "default" else "")
+            + (f"; {len(unknown_split['train'])} unknown faces with a uniform target, "
+               f"{UNKNOWN_PER_BATCH:.0%} of each batch, weight {UNKNOWN_WEIGHT}" if unknown else ""),
+            "augmentation": f"in the model (flip, rotation, zoom, shift, brightness, contrast, saturation); "
+            f"{DEGRADE_FRACTION:.0%} of known faces shrunk to {DEGRADE_SIZE} px and back",
+            "initialised_from": str(init) if init else None,
+            **({"characters_from": sources} if sources else {}),
             "backend": keras.backend.backend(),
             "devices": devices,
             "policy": policy,
@@ -141,9 +172,10 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
         "metrics": {"test": metrics, "validation": val_metrics},
     }
     matrix = confusion_matrix(test_probabilities, y["test"], num_classes)
-    write_model_dir(out, final, faces.classes, card, data, split_files={
-        name: [faces.files[i] for i in idx] for name, idx in split.items()
-    })
+    split_files = {name: [faces.files[i] for i in idx] for name, idx in split.items()}
+    if unknown:
+        split_files["unknown"] = {part: [unknown_files[i] for i in idx] for part, idx in unknown_split.items()}
+    write_model_dir(out, final, faces.classes, card, data, split_files=split_files)
     confusion_png(matrix, faces.classes, out / "confusion.png", title=f"{out.name}: test split")
     return card
 
@@ -157,11 +189,132 @@ def _probabilities(model, images, flip_average, batch_size=256):
 def read_split(path, files):
     """Indices of `files` in each part of a `split.json` ({"train": [file, ...], ...})."""
     named = json.loads(Path(path).read_text())
+    return _indices(named, SPLITS, files, path)
+
+
+def read_unknown_split(path, files):
+    """Indices of the unknown faces `files` in each part of a `split.json`'s "unknown" entry,
+    or None when it has none."""
+    named = json.loads(Path(path).read_text()).get("unknown")
+    return _indices(named, tuple(named), files, path) if named else None
+
+
+def _indices(named, parts, files, path):
     index = {f: i for i, f in enumerate(files)}
-    missing = [f for part in named.values() for f in part if f not in index]
+    missing = [f for part in parts for f in named[part] if f not in index]
     if missing:
         raise FileNotFoundError(f"{len(missing)} files of the split {path} are not in the data, e.g. {missing[0]}.")
-    return {part: np.array(sorted(index[f] for f in named[part]), dtype=np.int64) for part in ("train", "val", "test")}
+    return {part: np.array(sorted(index[f] for f in named[part]), dtype=np.int64) for part in parts}
+
+
+def faces_with_init_classes(init, init_data, data, image_size, cache_dir, seed):
+    """The crops for fine-tuning from the model directory `init`: its characters first, in its
+    order (read from `data` when it has them, else from `init_data` with `init`'s own split, so
+    its test faces stay unseen), then the new characters of `data`, split afresh.
+    Returns (FaceSet, split, {source: [slugs]})."""
+    from animerec.paths import data_dir
+    from train.dataset import FaceSet, list_images
+
+    init = Path(init)
+    old = [d["slug"] for d in json.loads((init / "labels.json").read_text(encoding="utf-8"))]
+    here = list_images(data)
+    new = sorted(set(here) - set(old))
+    if not set(old) - set(here):  # `data` has every old character: one folder, one split
+        faces = load_faces(data, image_size, cache_dir=cache_dir, classes=old + new)
+        return faces, split_indices(faces.labels, faces.images, seed=seed), {str(data): old + new}
+    card = json.loads((init / "card.json").read_text(encoding="utf-8"))
+    old_root = Path(init_data) if init_data else data_dir() / card["training"]["data"]
+    if not old_root.is_dir():
+        raise FileNotFoundError(f"The characters of {init} were trained on {old_root}, which is not there: "
+                                "pass --init-data with that folder.")
+    first = load_faces(old_root, image_size, cache_dir=cache_dir, classes=old)
+    second = load_faces(data, image_size, cache_dir=cache_dir, classes=new)
+    old_split = read_split(init / "split.json", first.files)
+    new_split = split_indices(second.labels, second.images, seed=seed)
+    faces = FaceSet(np.concatenate([first.images, second.images]),
+                    np.concatenate([first.labels, second.labels + len(old)]).astype(np.int32),
+                    old + new, first.files + second.files)
+    split = {part: np.concatenate([old_split[part], new_split[part] + len(first.labels)]) for part in SPLITS}
+    return faces, split, {str(init): old, str(data): new}
+
+
+def margin_loss(margin, smoothing=LABEL_SMOOTHING):
+    """Cross-entropy on the model's probabilities with the true class's logit lowered by
+    `margin` * COSINE_SCALE (CosFace; 0 gives plain cross-entropy) and label smoothing.
+
+    The model ends in a softmax, so log-probabilities stand in for logits: a softmax ignores the
+    constant between them. A target of 1/C everywhere (an unknown face) is left uniform by the
+    smoothing and unmoved by the margin, so it asks for equal cosines to every prototype.
+    """
+    ops = keras.ops
+
+    def loss(y_true, y_pred):
+        y_true = ops.cast(y_true, "float32")
+        logits = ops.log(ops.maximum(ops.cast(y_pred, "float32"), 1e-30)) - margin * COSINE_SCALE * y_true
+        target = y_true * (1 - smoothing) + smoothing / ops.cast(ops.shape(y_true)[-1], "float32")
+        return -ops.sum(target * ops.log_softmax(logits, axis=-1), axis=-1)
+
+    return loss
+
+
+def copy_weights(model_path, model):
+    """Copy into `model` the weights of every layer of a saved model directory that has the same
+    name and weight shapes. A class layer that has grown (new characters added after the old
+    ones) gets the old characters' columns. Returns how many layers were copied."""
+    source = keras.models.load_model(Path(model_path) / "model.keras", compile=False)
+    copied = 0
+    for layer in model.layers:
+        try:
+            other = source.get_layer(layer.name)
+        except ValueError:
+            continue
+        theirs, ours = other.get_weights(), layer.get_weights()
+        if not ours or len(theirs) != len(ours):
+            continue
+        if all(a.shape == b.shape for a, b in zip(theirs, ours)):
+            layer.set_weights(theirs)
+        elif all(a.shape[:-1] == b.shape[:-1] and a.shape[-1] < b.shape[-1] for a, b in zip(theirs, ours)):
+            for a, b in zip(theirs, ours):
+                b[..., : a.shape[-1]] = a
+            layer.set_weights(ours)
+        else:
+            continue
+        copied += 1
+    return copied
+
+
+class TrainingBatches(keras.utils.PyDataset):
+    """Shuffled batches of known faces (one-hot target, class weight), a share of them made
+    blurry (see `train.dataset.degrade`), each joined by unknown faces with a uniform target.
+    NumPy only, so it feeds any backend."""
+
+    def __init__(self, images, labels, num_classes, weights, batch_size, unknown, seed):
+        super().__init__()
+        self.images, self.labels, self.num_classes = images, labels, num_classes
+        self.weights, self.batch_size, self.unknown = weights.astype(np.float32), batch_size, unknown
+        self.rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def __len__(self):
+        return int(np.ceil(len(self.labels) / self.batch_size))
+
+    def on_epoch_end(self):
+        self.order = self.rng.permutation(len(self.labels))
+
+    def __getitem__(self, index):
+        idx = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        x = self.images[idx].copy()
+        blur = self.rng.random(len(idx)) < DEGRADE_FRACTION
+        if blur.any():
+            x[blur] = degrade(x[blur], DEGRADE_SIZE)
+        y = keras.utils.to_categorical(self.labels[idx], self.num_classes).astype(np.float32)
+        w = self.weights[idx]
+        extra = int(round(UNKNOWN_PER_BATCH * len(idx))) if len(self.unknown) else 0
+        if extra:
+            x = np.concatenate([x, self.unknown[self.rng.integers(0, len(self.unknown), extra)]])
+            y = np.concatenate([y, np.full((extra, self.num_classes), 1 / self.num_classes, np.float32)])
+            w = np.concatenate([w, np.full(extra, UNKNOWN_WEIGHT, np.float32)])
+        return x, y, w
 
 
 def _setup_devices():

@@ -1,0 +1,300 @@
+"""`python -m train calibrate`: the unknown rule and the gallery's score, fitted and judged.
+
+For a model directory trained by `fit` (its `split.json` says which faces it never trained on):
+- the model's raw score (see `Recognizer.raw_scores`) is mapped to [0, 1] by a logistic curve
+  fitted on validation faces of known characters, the calibration part of `unknown/` and the
+  calibration quarter of `fewshot/`, so the score reads as the chance that the name is right;
+- the default threshold is the lowest score below which `target` of those unknown faces fall
+  and `target` of the few-shot characters' calibration faces (characters from elsewhere);
+- the gallery's cosine gets its own threshold, rejecting `target` of the unknown faces in
+  few-shot episodes drawn from a quarter of each `fewshot/` character (the rest is kept for
+  judging; one character has only 7 faces), and a curve whose slope is fitted on those episodes
+  (against the same unknown and known faces) placed so that its threshold lands on the model's:
+  one slider serves both sources;
+- everything is then judged on faces used for nothing above: the test split, the test part of
+  `unknown/`, the held-out half of `fewshot/` (k = 1, 3, 5, many random draws, open-set: the
+  model's characters and the unknown rule stay in play), and the faces the page's detector
+  finds in `scenes/`, whose characters are in no training set.
+
+Unknown crops are mostly 64 px and known ones 128 px: every face is first shrunk to 64 px and
+enlarged back (`train.dataset.degrade`), so the rule cannot just detect blur. The card gets the
+curves, the threshold, the ROC area, the two rates at the default and the k-shot table, and a
+picture of the ROC curve is written beside it.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from animerec.calibration import Logistic, auroc, fit_logistic, roc_curve
+from animerec.model import CARD_FILE, CARD_MARKDOWN, LABELS_FILE, Outputs, load_recognizer
+from train.dataset import degrade, load_faces, load_unlabelled, split_unlabelled
+from train.export import card_markdown
+from train.fit import read_split, read_unknown_split
+
+DEGRADED_SIZE = 64
+SHOTS = (1, 3, 5)
+ROC_FILE = "roc.png"
+
+
+def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draws=100, seed=0,
+              embedding_layer=None, cache_dir=".cache", log=print):
+    """Fit the model's and the gallery's score curves and the default threshold, judge them,
+    and write them into the model directory's card. `embedding_layer` (written into the card)
+    chooses the layer whose output is the gallery's face embedding. Returns the card's
+    `calibration` dict."""
+    model_path = Path(model_path)
+    if embedding_layer:
+        card = json.loads((model_path / CARD_FILE).read_text(encoding="utf-8"))
+        card["embedding_layer"] = embedding_layer
+        (model_path / CARD_FILE).write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    recognizer = load_recognizer(model_path)
+    size = recognizer.input_size
+    slugs = [c.slug for c in recognizer.characters]
+    rng = np.random.default_rng(seed)
+
+    faces = load_faces(data, size, cache_dir=cache_dir, classes=slugs)
+    split = read_split(model_path / "split.json", faces.files)
+    unknown_images, unknown_files = load_unlabelled(unknown, size, cache_dir=cache_dir)
+    unknown_split = read_unknown_split(model_path / "split.json", unknown_files) or split_unlabelled(unknown_images, seed=seed)
+    few = load_faces(fewshot, size, cache_dir=cache_dir)
+
+    def run(images):
+        parts = [recognizer.run(degrade(images[i:i + 256], DEGRADED_SIZE)) for i in range(0, len(images), 256)]
+        return Outputs(*(None if parts[0][k] is None else np.concatenate([p[k] for p in parts]) for k in range(3)))
+
+    known = {part: (run(faces.images[split[part]]), faces.labels[split[part]]) for part in ("val", "test")}
+    strangers = {part: run(unknown_images[unknown_split[part]]) for part in ("calibration", "test")}
+    newcomers = run(few.images)
+    log(f"known faces: validation {len(split['val'])}, test {len(split['test'])}; unknown faces: "
+        f"calibration {len(unknown_split['calibration'])}, test {len(unknown_split['test'])}; "
+        f"few-shot faces {len(few.labels)} of {len(few.classes)} characters; all at {DEGRADED_SIZE} px")
+
+    # The model's curve and the threshold. Faces of the few-shot characters' calibration quarter
+    # are negatives too: drawn unlike `unknown/`, they keep the curve honest about characters
+    # from elsewhere, and about the faces the gallery should win.
+    halves = _halves(few.labels, rng, share=0.25)
+    val_outputs, val_labels = known["val"]
+    raw_known, raw_unknown = recognizer.raw_scores(val_outputs), recognizer.raw_scores(strangers["calibration"])
+    raw_newcomers = recognizer.raw_scores(newcomers)[halves[0]]
+    right = val_outputs.probabilities.argmax(axis=1) == val_labels
+    model_curve = fit_logistic(np.r_[raw_known, raw_unknown, raw_newcomers],
+                               np.r_[right, np.zeros(len(raw_unknown) + len(raw_newcomers), bool)])
+    # The threshold rejects `target` of each kind of stranger: `unknown/`, and the few-shot
+    # characters before they are enrolled.
+    threshold = round(float(model_curve(max(np.quantile(raw_unknown, target), np.quantile(raw_newcomers, target)))), 3)
+
+    def score(outputs):  # the new curve, whatever the card said before
+        return model_curve(recognizer.raw_scores(outputs))
+
+    # The gallery's curve, on episodes from the calibration quarter of each few-shot character.
+    cosines, gallery_right, stranger_cosines = [], [], []
+    for shots in SHOTS:
+        for _ in range(max(1, draws // 4)):
+            episode = _episode(newcomers.embeddings, few.labels, halves[0], shots, rng, skip_small=True)
+            if episode is None:
+                continue
+            prototypes, queries, query_labels = episode
+            for embeddings, labels in ((newcomers.embeddings[queries], query_labels),
+                                       (strangers["calibration"].embeddings, None),
+                                       (val_outputs.embeddings, None)):
+                similarity = embeddings @ prototypes.T
+                cosines.append(similarity.max(axis=1))
+                gallery_right.append(similarity.argmax(axis=1) == labels if labels is not None
+                                     else np.zeros(len(embeddings), bool))
+            stranger_cosines.append(cosines[-2])
+    # The gallery's own threshold rejects `target` of the unknown faces; its curve's slope is
+    # fitted on the episodes, and the curve is placed so that its threshold lands on the model's:
+    # one slider then serves both sources.
+    fitted = fit_logistic(np.concatenate(cosines), np.concatenate(gallery_right))
+    gallery_threshold = float(np.quantile(np.concatenate(stranger_cosines), target))
+    slope = fitted.slope if fitted.slope > 0 else 10.0
+    gallery_curve = Logistic(slope, float(np.log(threshold / (1 - threshold))) - slope * gallery_threshold)
+
+    # Judged on faces used for nothing above.
+    test_outputs, test_labels = known["test"]
+    known_scores = score(test_outputs)
+    known_named = (test_outputs.probabilities.argmax(axis=1) == test_labels) & (known_scores >= threshold)
+    unknown_scores = score(strangers["test"])
+    clean_outputs = recognizer.run(faces.images[split["test"]])
+    clean_named = ((clean_outputs.probabilities.argmax(axis=1) == test_labels)
+                   & (score(clean_outputs) >= threshold))
+    fpr, tpr, _ = roc_curve(known_scores, unknown_scores)
+    _, named_tpr, _ = roc_curve(np.where(test_outputs.probabilities.argmax(axis=1) == test_labels, known_scores, -1.0),
+                                unknown_scores)
+    result = {
+        "score": "calibrated chance that the name is right: a logistic curve of the cosine to the nearest "
+                 "prototype (of the model's cosine head, or the mean embedding of an enrolled character)"
+        if val_outputs.cosines is not None else "calibrated chance that the name is right: a logistic curve of "
+        "the top softmax probability (or of the cosine to an enrolled character's mean embedding)",
+        "threshold": threshold,
+        "target_unknown_rejection": target,
+        "degraded_to_px": DEGRADED_SIZE,
+        "model": model_curve.to_dict(),
+        "gallery": gallery_curve.to_dict(),
+        "gallery_threshold_cosine": round(float(gallery_curve.raw_at(threshold)), 4),
+        "model_threshold_raw": round(float(model_curve.raw_at(threshold)), 4),
+        "auroc_known_vs_unknown": round(auroc(recognizer.raw_scores(test_outputs), recognizer.raw_scores(strangers["test"])), 4),
+        "test": {
+            "known_faces": int(len(test_labels)),
+            "unknown_faces": int(len(unknown_scores)),
+            "unknown_labelled_unknown": round(float((unknown_scores < threshold).mean()), 4),
+            "known_keep_correct_name": round(float(known_named.mean()), 4),
+            "known_keep_correct_name_at_full_size": round(float(clean_named.mean()), 4),
+            "known_accuracy_ignoring_threshold": round(float((test_outputs.probabilities.argmax(axis=1) == test_labels).mean()), 4),
+        },
+    }
+    result["fewshot"] = _judge_fewshot(score, newcomers, few, halves[1], strangers["test"],
+                                       (test_outputs, test_labels), threshold, gallery_curve, draws, rng)
+    if scenes:
+        result["scenes"] = _scene_faces(recognizer, score, scenes, threshold, (gallery_curve, newcomers, few))
+    _roc_png(fpr, tpr, named_tpr, result, model_path / ROC_FILE, recognizer.version)
+    result["roc_png"] = ROC_FILE
+    _write_card(model_path, recognizer.card, result)
+    log(json.dumps(result, indent=1))
+    return result
+
+
+def _halves(labels, rng, share):
+    """Two index arrays splitting each class of `labels` at random, `share` (at least one face)
+    in the first."""
+    first, second = [], []
+    for c in np.unique(labels):
+        members = rng.permutation(np.nonzero(labels == c)[0])
+        cut = max(1, int(share * len(members)))
+        first.extend(members[:cut])
+        second.extend(members[cut:])
+    return np.array(sorted(first)), np.array(sorted(second))
+
+
+def _episode(embeddings, labels, pool, shots, rng, skip_small=False):
+    """Draw `shots` faces per class from `pool` to enrol; the rest of the pool are queries.
+    Returns (prototypes (C, D), query indices, query labels as class positions), or None when a
+    class has too few faces (with `skip_small`, such classes are left out of the episode)."""
+    classes = np.array([c for c in np.unique(labels[pool]) if not skip_small or (labels[pool] == c).sum() > shots])
+    if len(classes) == 0:
+        return None
+    prototypes, queries = [], []
+    for c in classes:
+        members = rng.permutation(pool[labels[pool] == c])
+        if len(members) <= shots:
+            return None
+        mean = embeddings[members[:shots]].mean(axis=0)
+        prototypes.append(mean / max(np.linalg.norm(mean), 1e-12))
+        queries.extend(members[shots:])
+    queries = np.array(queries)
+    positions = np.searchsorted(classes, labels[queries])
+    return np.stack(prototypes), queries, positions
+
+
+def _judge_fewshot(score_of, newcomers, few, pool, unknown_outputs, known, threshold, curve, draws, rng):
+    """k-shot accuracy among new characters with the model and the unknown rule in play, and
+    what the gallery does to unknown and known faces, on the held-out half."""
+    from animerec.recognize import gallery_score
+
+    model_scores = score_of(newcomers)
+    unknown_model = score_of(unknown_outputs)
+    known_outputs, known_labels = known
+    known_model = score_of(known_outputs)
+    known_right = known_outputs.probabilities.argmax(axis=1) == known_labels
+    table = {}
+    for shots in SHOTS:
+        accuracy, closed, rejected, kept = [], [], [], []
+        for _ in range(draws):
+            episode = _episode(newcomers.embeddings, few.labels, pool, shots, rng)
+            if episode is None:
+                continue
+            prototypes, queries, positions = episode
+
+            def best(embeddings):
+                similarity = embeddings @ prototypes.T
+                return similarity.argmax(axis=1), gallery_score(similarity.max(axis=1), curve)
+
+            nearest, score = best(newcomers.embeddings[queries])
+            closed.append(np.mean(nearest == positions))
+            gallery_wins = score > model_scores[queries]
+            accuracy.append(np.mean(gallery_wins & (nearest == positions) & (score >= threshold)))
+            _, score = best(unknown_outputs.embeddings)
+            rejected.append(np.mean(np.maximum(score, unknown_model) < threshold))
+            _, score = best(known_outputs.embeddings)
+            kept.append(np.mean(known_right & (known_model >= score) & (known_model >= threshold)))
+        if not accuracy:
+            continue  # a character has no more than `shots` held-out faces
+        table[f"{shots}-shot"] = {
+            "draws": len(accuracy),
+            "top1_accuracy": round(float(np.mean(accuracy)), 4),
+            "top1_accuracy_p5_p95": [round(float(np.percentile(accuracy, 5)), 4), round(float(np.percentile(accuracy, 95)), 4)],
+            "top1_among_new_characters_only": round(float(np.mean(closed)), 4),
+            "unknown_labelled_unknown": round(float(np.mean(rejected)), 4),
+            "known_keep_correct_name": round(float(np.mean(kept)), 4),
+        }
+    table["characters"] = len(few.classes)
+    table["held_out_faces"] = int(len(pool))
+    return table
+
+
+def _scene_faces(recognizer, score_of, scenes, threshold, gallery):
+    """How many faces the page's detector finds in `scenes/` are called Unknown (their
+    characters are in no training set), with the model alone and with all eight few-shot
+    characters enrolled from every one of their faces."""
+    from animerec import defaults
+    from animerec.crop import crop_faces
+    from animerec.decode import decode_image
+    from animerec.detect import load_detector
+    from animerec.recognize import gallery_score
+
+    detector = load_detector()
+    crops = []
+    for path in sorted(Path(scenes).glob("*.jpg")):
+        image = decode_image(path.read_bytes())
+        crops.append(crop_faces(image, detector.detect(image), recognizer.input_size, margin=defaults.CROP_MARGIN))
+    crops = np.concatenate(crops)
+    outputs = recognizer.run(crops)
+    model = score_of(outputs)
+    curve, newcomers, few = gallery
+    prototypes = np.stack([newcomers.embeddings[few.labels == c].mean(axis=0) for c in range(len(few.classes))])
+    prototypes /= np.linalg.norm(prototypes, axis=1, keepdims=True)
+    both = np.maximum(model, gallery_score((outputs.embeddings @ prototypes.T).max(axis=1), curve))
+    return {"faces_found": int(len(crops)), "labelled_unknown": round(float((model < threshold).mean()), 4),
+            "labelled_unknown_with_fewshot_gallery": round(float((both < threshold).mean()), 4)}
+
+
+def _roc_png(fpr, tpr, named_tpr, result, path, version):
+    """The ROC curve (known faces accepted, and accepted with the right name, against unknown
+    faces accepted) with the default threshold marked."""
+    size, pad = 420, 50
+    image = Image.new("RGB", (size + 2 * pad, size + 2 * pad), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=12)
+
+    def point(x, y):
+        return pad + x * size, pad + (1 - y) * size
+
+    draw.rectangle([pad, pad, pad + size, pad + size], outline="black")
+    for v in np.linspace(0, 1, 6):
+        draw.line([point(v, 0), point(v, 1)], fill=(230, 230, 230))
+        draw.line([point(0, v), point(1, v)], fill=(230, 230, 230))
+        draw.text((point(v, 0)[0], pad + size + 6), f"{v:.1f}", fill="black", font=font, anchor="mt")
+        draw.text((pad - 6, point(0, v)[1]), f"{v:.1f}", fill="black", font=font, anchor="rm")
+    draw.line([point(x, y) for x, y in zip(fpr, tpr)], fill=(0, 114, 178), width=2)  # Okabe-Ito blue
+    draw.line([point(x, y) for x, y in zip(fpr, named_tpr)], fill=(213, 94, 0), width=2)  # vermillion
+    t = result["test"]
+    x, y = point(1 - t["unknown_labelled_unknown"], t["known_keep_correct_name"])
+    draw.ellipse([x - 5, y - 5, x + 5, y + 5], outline="black", width=2)
+    draw.text((pad, 10), f"{version}: AUROC {result['auroc_known_vs_unknown']:.3f}, threshold {result['threshold']}",
+              fill="black", font=font)
+    draw.text((pad, 26), "blue: known faces accepted; orange: accepted with the right name", fill="black", font=font)
+    draw.text((pad + size / 2, pad + size + 24), "unknown faces accepted", fill="black", font=font, anchor="mt")
+    image.save(path)
+
+
+def _write_card(model_path, card, result):
+    card = dict(card)
+    card["score"] = result["score"]
+    card["threshold"] = result["threshold"]
+    card["calibration"] = result
+    (model_path / CARD_FILE).write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    labels = json.loads((model_path / LABELS_FILE).read_text(encoding="utf-8"))
+    (model_path / CARD_MARKDOWN).write_text(card_markdown(card, labels), encoding="utf-8")
