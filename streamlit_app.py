@@ -22,6 +22,7 @@ from animerec.decode import decode_image
 from animerec.detect import DetectorSettings, load_detector
 from animerec.draw import display_copy, draw_faces, face_colour
 from animerec.errors import AnimerecError, ModelError
+from animerec.gallery import MAX_ENROL_IMAGES, Gallery, enrolment_crops
 from animerec.model import load_recognizer
 from animerec.paths import DEFAULT_MODEL_DIR, model_dir
 from animerec.recognize import analyse, default_threshold, name_faces, to_dict
@@ -91,12 +92,13 @@ def main():
         st.stop()
     recognizer = recognizer_ui()
     threshold, top_k, settings = sidebar_ui(recognizer)
+    gallery_ui(recognizer, settings)
     about_ui(recognizer)
 
     upload_tab, camera_tab = st.tabs(["Upload", "Webcam"])
     with upload_tab:
         files = st.file_uploader("Images (JPEG, PNG, WebP, GIF, BMP)", type=UPLOAD_TYPES,
-                                 accept_multiple_files=True)
+                                 accept_multiple_files=True, key="images")
         if not files:
             st.info("Choose one or several images. Illustrations with visible faces work best.")
         results_ui([(f.name, f.getvalue()) for f in files or []], recognizer, threshold, top_k, settings)
@@ -140,6 +142,92 @@ def sidebar_ui(recognizer):
     return threshold, top_k, DetectorSettings(scale_factor, min_neighbors, min_size, defaults.DETECT_MAX_SIDE)
 
 
+def session_gallery(recognizer):
+    """This browser session's gallery of enrolled characters (never shared between sessions),
+    or None without a model."""
+    if recognizer is None:
+        return None
+    gallery = st.session_state.get("gallery")
+    if gallery is None or gallery.fingerprint != recognizer.fingerprint:
+        gallery = st.session_state["gallery"] = Gallery.for_model(recognizer)
+    return gallery
+
+
+def gallery_ui(recognizer, settings):
+    """The sidebar's "Add a character" panel: enrol from a few pictures, list, save and load."""
+    gallery = session_gallery(recognizer)
+    if gallery is None:
+        return
+    with st.sidebar.expander("Add a character", expanded=bool(len(gallery))):
+        st.caption("Teach the page a character from 1-10 pictures. It is known only in this browser session "
+                   "and lost on reload unless you download the gallery.")
+        with st.form("enrol", clear_on_submit=True):
+            name = st.text_input("Name", max_chars=80)
+            files = st.file_uploader("Pictures of that character", type=UPLOAD_TYPES, accept_multiple_files=True,
+                                     key="enrol-files")
+            crops_only = st.checkbox("These pictures are already face crops")
+            submitted = st.form_submit_button("Add")
+        if submitted:
+            enrol(gallery, recognizer, name, files or [], not crops_only, settings)
+        if len(gallery):
+            st.dataframe(pd.DataFrame([{"character": n, "pictures": c} for n, c in
+                                       zip(gallery.names, gallery.counts().values())]),
+                         hide_index=True, width="stretch")
+            st.download_button("Download the gallery (.npz)", gallery.to_bytes, file_name="animerec-gallery.npz",
+                               mime="application/octet-stream")
+            if st.button("Forget all added characters"):
+                st.session_state["gallery"] = Gallery.for_model(recognizer)
+                st.rerun()
+        saved = st.file_uploader("Load a gallery you downloaded before", type=["npz"], key="gallery-file")
+        if saved is not None:
+            load_gallery(gallery, recognizer, saved.getvalue())
+
+
+def enrol(gallery, recognizer, name, files, detect, settings):
+    """Add `name` from the uploaded `files` to the session's gallery, saying what happened."""
+    if not name.strip() or not files:
+        st.warning("Give a name and at least one picture.")
+        return
+    if len(files) > MAX_ENROL_IMAGES:
+        st.warning(f"Add at most {MAX_ENROL_IMAGES} pictures at a time.")
+        return
+    images = []
+    for f in files:
+        try:
+            images.append((f.name, decode_image(f.getvalue())))
+        except AnimerecError as error:
+            st.warning(f"{f.name}: {error}")
+    crops, missed = enrolment_crops([image for _, image in images], get_detector(), recognizer.input_size,
+                                    detect, settings)
+    for i in missed:
+        st.warning(f"{images[i][0]}: no face found. Use a closer picture, or tick \"already face crops\".")
+    if len(crops) == 0:
+        st.error(f"Nothing was added: no face to learn {name.strip()} from.")
+        return
+    try:
+        slug = gallery.add(name, recognizer.run(crops).embeddings, reserved=[c.slug for c in recognizer.characters])
+    except AnimerecError as error:
+        st.error(str(error))
+        return
+    st.success(f"Added {len(crops)} picture{'s' if len(crops) != 1 else ''} of {name.strip()} (label `{slug}`).")
+
+
+def load_gallery(gallery, recognizer, data):
+    """Merge an uploaded gallery file into the session's, once per file."""
+    digest = hashlib.sha1(data).hexdigest()
+    if st.session_state.get("gallery-loaded") == digest:
+        return
+    try:
+        loaded = Gallery.from_bytes(data)
+        loaded.check(recognizer)
+        st.session_state["gallery"] = gallery.merge(loaded)
+    except AnimerecError as error:
+        st.error(str(error))
+        return
+    st.session_state["gallery-loaded"] = digest
+    st.rerun()
+
+
 def about_ui(recognizer):
     with st.expander("About the model"):
         if recognizer is None:
@@ -163,6 +251,17 @@ def about_ui(recognizer):
             st.markdown(
                 f"Trained for {training.get('epochs_run', '?')} epochs (best at {training.get('best_epoch', '?')}) "
                 f"with {training.get('optimizer', '?')}; {training.get('loss', '')}. Score: {card.get('score', '?')}."
+            )
+        calibration = card.get("calibration")
+        if calibration:
+            t, few = calibration["test"], calibration.get("fewshot", {}).get("5-shot")
+            st.markdown(
+                f"**Unknown faces**: the score is the calibrated chance that a name is right. At the default "
+                f"threshold {calibration['threshold']:.0%}, {t['unknown_labelled_unknown']:.0%} of held-out faces "
+                f"of other characters are called Unknown and {t['known_keep_correct_name']:.0%} of known faces "
+                "keep their right name."
+                + (f" A character added from 5 pictures is named right {few['top1_accuracy']:.0%} of the time."
+                   if few else "")
             )
         st.dataframe(
             pd.DataFrame([{"character": c.name, "series": c.series} for c in recognizer.characters]),
@@ -196,7 +295,8 @@ def result_ui(index, name, data, recognizer, threshold, top_k, settings):
     whole = st.session_state.get(f"whole-{digest}", False)
     shown, scale, analysis = analyse_upload(data, settings, not whole, version)
     characters = recognizer.characters if recognizer else []
-    faces = name_faces(analysis, characters, threshold, top_k)
+    faces = name_faces(analysis, characters, threshold, top_k, session_gallery(recognizer),
+                       recognizer.gallery_calibration if recognizer else None)
     if not faces:
         st.info(f"No face found in {name}. Try a lower min face size or fewer min neighbours in the "
                 "sidebar, or classify the whole image as one face.")
@@ -225,19 +325,22 @@ def face_ui(i, face, crop, threshold):
         if face.label is None:
             st.markdown(f"**{i + 1}.** A face, not named: no recogniser is installed.")
             return
-        best_slug, best_p = face.top_k[0]
+        closest = _names(face)[0][1]
+        added = " (a character you added)" if face.source == "gallery" else ""
         if face.label == "unknown":
-            closest = next((name for slug, name in _names(face) if slug == best_slug), best_slug)
-            st.markdown(f"**{i + 1}. Unknown**: the closest is {closest} at {best_p:.0%}, "
+            st.markdown(f"**{i + 1}. Unknown**: the closest is {closest}{added}, scoring {face.score:.0%}, "
                         f"below the threshold {threshold:.0%}.")
         else:
-            st.markdown(f"**{i + 1}. {face.name}**: {face.score:.0%}")
+            st.markdown(f"**{i + 1}. {face.name}**{added}: score {face.score:.0%}")
         st.altair_chart(_chart(face, face_colour(i, face)), width="stretch")
 
 
 def _names(face):
     recognizer = current_recognizer()
     names = {c.slug: c.name for c in recognizer.characters} if recognizer else {}
+    gallery = session_gallery(recognizer)
+    if gallery is not None:
+        names.update(zip(gallery.slugs, gallery.names))
     return [(slug, names.get(slug, slug)) for slug, _ in face.top_k]
 
 

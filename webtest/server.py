@@ -87,7 +87,7 @@ def launch(playwright, extra_args=()):
 
 def upload_and_wait(page, files, timeout=180_000):
     """Upload files in the Upload tab and wait until the page has answered for all of them."""
-    page.locator("input[type=file]").first.set_input_files([str(f) for f in files])
+    page.locator("[data-testid=stMain] input[type=file]").first.set_input_files([str(f) for f in files])
     page.get_by_text("Download all results (JSON)").first.wait_for(timeout=timeout)
     wait_idle(page, timeout)
 
