@@ -33,3 +33,20 @@ def test_the_card_scores_are_reproduced_on_the_test_split(recognizer, data):
           f"macro accuracy {measured['macro_accuracy']:.4f} (card: {card['accuracy']}, {card['macro_accuracy']})")
     assert abs(measured["accuracy"] - card["accuracy"]) <= 0.002
     assert abs(measured["macro_accuracy"] - card["macro_accuracy"]) <= 0.002
+
+
+def test_the_card_unknown_rule_is_reproduced_on_held_out_unknown_faces(recognizer, data):
+    """The card's rate of unknown faces called Unknown, on the part of `unknown/` that neither
+    training nor calibration saw, shrunk to 64 px as the calibration did."""
+    from train.calibrate import DEGRADED_SIZE
+    from train.dataset import degrade
+
+    calibration = recognizer.card["calibration"]
+    files = json.loads((recognizer.path / "split.json").read_text())["unknown"]["test"]
+    crops = degrade(np.stack([resize_square(decode_image((data / "unknown" / f).read_bytes()), recognizer.input_size)
+                              for f in files]), DEGRADED_SIZE)
+    scores = np.concatenate([recognizer.scores(recognizer.run(crops[i:i + 128])) for i in range(0, len(crops), 128)])
+    rejected = float((scores < calibration["threshold"]).mean())
+    print(f"\nunknown faces called Unknown: {rejected:.4f} (card: {calibration['test']['unknown_labelled_unknown']})")
+    assert abs(rejected - calibration["test"]["unknown_labelled_unknown"]) <= 0.002
+    assert recognizer.card["threshold"] == calibration["threshold"]
