@@ -183,8 +183,9 @@ def test_unknown_faces_train_a_cosine_head_and_calibrate_writes_the_card(shapes,
     fewshot = write_shapes(tmp_path / "fewshot", per_class=16, shapes=("ring", "bar"), seed=1)
     out = tmp_path / "cosine"
     card = fit(shapes, out, arch="default", epochs=2, image_size=32, batch_size=32, cache_dir=None,
-               unknown=unknown, log=QUIET)
+               unknown=unknown, contrastive=0.5, log=QUIET)
     assert "uniform target" in card["training"]["loss"] and "cosine margin" in card["training"]["loss"]
+    assert "contrastive" in card["training"]["loss"]
     split = json.loads((out / "split.json").read_text())
     parts = [set(split["unknown"][p]) for p in ("train", "calibration", "test")]
     assert sum(map(len, parts)) == 80 and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
@@ -249,3 +250,17 @@ def test_fine_tuning_adds_new_characters_after_the_old_ones_and_keeps_their_test
     new = grown.get_layer("logits").get_weights()
     np.testing.assert_array_equal(new[0][:, :3], old[0])
     np.testing.assert_array_equal(new[1][:3], old[1])
+
+
+def test_the_contrastive_loss_is_small_when_identities_cluster_and_large_when_they_do_not():
+    import keras
+
+    from train.fit import contrastive_loss
+
+    features = np.array([[1, 0], [1, 0.1], [0, 1], [0.1, 1]], np.float32)
+    loss = contrastive_loss(temperature=0.1)
+    together = keras.ops.convert_to_numpy(loss(np.array([0, 0, 1, 1], np.float32), features))
+    apart = keras.ops.convert_to_numpy(loss(np.array([0, 1, 0, 1], np.float32), features))
+    assert together.shape == (4,) and np.all(together < 0.01) and np.all(apart > 5)
+    alone = keras.ops.convert_to_numpy(loss(np.array([0, 1, 2, 3], np.float32), features))
+    assert np.all(alone == 0), "a face with no other face of its identity in the batch adds nothing"

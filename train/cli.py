@@ -33,6 +33,8 @@ def main(argv=None):
                    "network to be unsure of them, the rest calibrate the unknown rule")
     p.add_argument("--init", type=Path, help="model directory to start from: its weights, and its characters, "
                    "to which the new folders of --data are added")
+    p.add_argument("--contrastive", type=float, default=0.0, help="weight of a supervised contrastive loss on the "
+                   "pooled features, which keeps them telling apart characters the model never saw (default off)")
     p.add_argument("--init-data", type=Path, help="where --init's characters are, when --data holds only new ones "
                    "(default: the shared data folder its card names)")
 
@@ -67,7 +69,7 @@ def main(argv=None):
         fit(args.data, args.out, arch=args.arch, epochs=args.epochs, image_size=args.image_size,
             batch_size=args.batch_size, seed=args.seed, learning_rate=args.learning_rate,
             patience=args.patience, cache_dir=args.cache, split_file=args.split, unknown=args.unknown,
-            init=args.init, init_data=args.init_data)
+            init=args.init, init_data=args.init_data, contrastive=args.contrastive)
     elif args.command == "calibrate":
         from train.calibrate import calibrate
 

@@ -31,7 +31,7 @@ DEGRADE_SIZE, DEGRADE_FRACTION = 64, 0.3  # a share of known training faces is m
 
 def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed=0,
         learning_rate=2e-3, patience=10, cache_dir=".cache", split_file=None, unknown=None,
-        init=None, init_data=None, log=print):
+        init=None, init_data=None, contrastive=0.0, log=print):
     """Train `arch` on the crops under `data` and write the model directory `out`.
 
     Splits per class with `seed` (near-duplicates kept together), weighs classes by the inverse
@@ -81,16 +81,21 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
         schedule = keras.optimizers.schedules.CosineDecay(
             learning_rate / 10, steps, warmup_target=learning_rate, warmup_steps=min(steps // 10, 500)
         )
-        model.compile(
+        trainee = model
+        losses = margin_loss(MARGIN if arch == "default" else 0.0)
+        if contrastive:
+            trainee = keras.Model(model.inputs, [model.outputs[0], model.get_layer("pooled").output])
+            losses = [losses, contrastive_loss()]
+        trainee.compile(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.05),
-            loss=margin_loss(MARGIN if arch == "default" else 0.0),
-            metrics=["accuracy"],
+            loss=losses, loss_weights=[1.0, contrastive] if contrastive else None,
         )
 
     counts = np.bincount(y["train"], minlength=num_classes)
     weights = (counts.mean() / np.maximum(counts, 1)) ** 0.5
     batches = TrainingBatches(x["train"], y["train"], num_classes, weights[y["train"]], batch_size,
-                              unknown_images[unknown_split["train"]] if unknown else unknown_images, seed)
+                              unknown_images[unknown_split["train"]] if unknown else unknown_images, seed,
+                              identities=bool(contrastive))
     clock = _EpochClock(work / "epoch_seconds.json")
     best = work / "best.weights.h5"
     checkpoint = keras.callbacks.ModelCheckpoint(best, monitor="val_macro_accuracy", mode="max",
@@ -106,9 +111,10 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
         keras.callbacks.CSVLogger(work / "history.csv", append=True),
         keras.callbacks.BackupAndRestore(work / "backup"),
     ]
-    model.fit(
+    val_targets = keras.utils.to_categorical(y["val"], num_classes)
+    trainee.fit(
         batches,
-        validation_data=(x["val"], keras.utils.to_categorical(y["val"], num_classes)),
+        validation_data=(x["val"], (val_targets, y["val"].astype(np.float32)) if contrastive else val_targets),
         epochs=epochs, callbacks=callbacks, verbose=2,
     )
 
@@ -158,7 +164,9 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
             "loss": f"categorical cross-entropy, label smoothing {LABEL_SMOOTHING}, class weights (mean/n)^0.5"
             + (f", cosine margin {MARGIN} at scale {COSINE_SCALE}" if arch == "default" else "")
             + (f"; {len(unknown_split['train'])} unknown faces with a uniform target, "
-               f"{UNKNOWN_PER_BATCH:.0%} of each batch, weight {UNKNOWN_WEIGHT}" if unknown else ""),
+               f"{UNKNOWN_PER_BATCH:.0%} of each batch, weight {UNKNOWN_WEIGHT}" if unknown else "")
+            + (f"; supervised contrastive loss on the pooled features (weight {contrastive}, temperature 0.1, "
+               "each unknown face its own identity)" if contrastive else ""),
             "augmentation": f"in the model (flip, rotation, zoom, shift, brightness, contrast, saturation); "
             f"{DEGRADE_FRACTION:.0%} of known faces shrunk to {DEGRADE_SIZE} px and back",
             "initialised_from": str(init) if init else None,
@@ -257,6 +265,29 @@ def margin_loss(margin, smoothing=LABEL_SMOOTHING):
     return loss
 
 
+def contrastive_loss(temperature=0.1):
+    """Supervised contrastive loss (Khosla et al. 2020) on L2-normalised features: each face is
+    pulled toward the other faces of its identity in the batch (its character, or for an unknown
+    face its own second copy) and pushed from the rest. Keeps the features telling apart
+    characters the classifier never saw, which the gallery needs."""
+    ops = keras.ops
+
+    def loss(y_true, y_pred):
+        ids = ops.reshape(ops.cast(y_true, "float32"), (-1,))
+        f = ops.cast(y_pred, "float32")
+        f = f / ops.maximum(ops.sqrt(ops.sum(f * f, axis=1, keepdims=True)), 1e-12)
+        similarity = ops.matmul(f, ops.transpose(f)) / temperature
+        n = ops.shape(similarity)[0]
+        others = 1.0 - ops.eye(n)
+        positives = ops.cast(ops.equal(ids[:, None], ids[None, :]), "float32") * others
+        similarity = similarity - ops.max(similarity, axis=1, keepdims=True)
+        log_prob = similarity - ops.log(ops.sum(ops.exp(similarity) * others, axis=1, keepdims=True))
+        count = ops.sum(positives, axis=1)
+        return -ops.sum(positives * log_prob, axis=1) / ops.maximum(count, 1.0)
+
+    return loss
+
+
 def copy_weights(model_path, model):
     """Copy into `model` the weights of every layer of a saved model directory that has the same
     name and weight shapes. A class layer that has grown (new characters added after the old
@@ -288,8 +319,9 @@ class TrainingBatches(keras.utils.PyDataset):
     blurry (see `train.dataset.degrade`), each joined by unknown faces with a uniform target.
     NumPy only, so it feeds any backend."""
 
-    def __init__(self, images, labels, num_classes, weights, batch_size, unknown, seed):
+    def __init__(self, images, labels, num_classes, weights, batch_size, unknown, seed, identities=False):
         super().__init__()
+        self.identities = identities
         self.images, self.labels, self.num_classes = images, labels, num_classes
         self.weights, self.batch_size, self.unknown = weights.astype(np.float32), batch_size, unknown
         self.rng = np.random.default_rng(seed)
@@ -309,11 +341,18 @@ class TrainingBatches(keras.utils.PyDataset):
             x[blur] = degrade(x[blur], DEGRADE_SIZE)
         y = keras.utils.to_categorical(self.labels[idx], self.num_classes).astype(np.float32)
         w = self.weights[idx]
+        ids = self.labels[idx].astype(np.float32)
         extra = int(round(UNKNOWN_PER_BATCH * len(idx))) if len(self.unknown) else 0
         if extra:
-            x = np.concatenate([x, self.unknown[self.rng.integers(0, len(self.unknown), extra)]])
+            chosen = self.rng.integers(0, len(self.unknown), extra)
+            if self.identities:  # each unknown face twice: the model augments the copies differently
+                chosen = np.repeat(chosen[: (extra + 1) // 2], 2)[:extra]
+            x = np.concatenate([x, self.unknown[chosen]])
             y = np.concatenate([y, np.full((extra, self.num_classes), 1 / self.num_classes, np.float32)])
             w = np.concatenate([w, np.full(extra, UNKNOWN_WEIGHT, np.float32)])
+            ids = np.concatenate([ids, (self.num_classes + chosen).astype(np.float32)])
+        if self.identities:
+            return x, (y, ids), (w, np.ones(len(ids), np.float32))
         return x, y, w
 
 
@@ -370,7 +409,8 @@ class _MacroAccuracy(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         recalibrate_batch_norm(self.model, self.x_train, seed=epoch)
-        predicted = self.model.predict(self.x, batch_size=256, verbose=0).argmax(axis=1)
+        predicted = self.model.predict(self.x, batch_size=256, verbose=0)
+        predicted = (predicted[0] if isinstance(predicted, (list, tuple)) else predicted).argmax(axis=1)
         recalls = [(predicted[self.y == c] == c).mean() for c in range(self.num_classes) if (self.y == c).any()]
         if logs is not None:
             logs["val_macro_accuracy"] = float(np.mean(recalls))
