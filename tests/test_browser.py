@@ -169,3 +169,22 @@ def test_the_webcam_tab_takes_a_snapshot_and_names_the_face(playwright, server, 
         assert len(panel.locator("[data-testid=stVegaLiteChart]").all()) == 1
     finally:
         browser.close()
+
+
+def test_a_character_added_from_five_pictures_is_named_in_a_new_picture(browser, server, data, shots):
+    aoba = sorted((data / "fewshot" / "suzukaze_aoba").glob("*.jpg"))  # New Game!: not in the model
+    context, page = open_page(browser, server)
+    sidebar = page.locator("[data-testid=stSidebar]")
+    sidebar.get_by_text("Add a character").click()
+    sidebar.get_by_label("Name").fill("Suzukaze Aoba")
+    sidebar.locator("input[type=file]").first.set_input_files([str(p) for p in aoba[:5]])
+    sidebar.get_by_text("These pictures are already face crops").click()
+    sidebar.get_by_role("button", name="Add", exact=True).click()
+    sidebar.get_by_text("Added 5 pictures of Suzukaze Aoba").wait_for(timeout=180_000)
+    wait_idle(page)
+    upload_and_wait(page, [aoba[9]])
+    wait_for_charts(page, 1)
+    page.screenshot(path=shots / "5-added-character.png", full_page=True)
+    assert verdicts(page) == ["1. Suzukaze Aoba"]
+    assert page.get_by_text("a character you added").count() == 1
+    context.close()
