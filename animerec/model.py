@@ -143,11 +143,6 @@ def predict(model, crops, flip_average=False):
     return answers[0] if single else answers
 
 
-def predict_probabilities(model, crops, flip_average=False):
-    """(N, C) float32 probabilities of a one-output model (see `predict`)."""
-    return predict(model, crops, flip_average)
-
-
 def unit_rows(x):
     """Rows of `x` scaled to unit length (zero rows stay zero)."""
     return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)

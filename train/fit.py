@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from animerec.model import predict_probabilities
+from animerec.model import predict
 from train.architectures import COSINE_SCALE, make_model
 from train.batchnorm import recalibrate_batch_norm
 from train.dataset import SPLITS, degrade, load_faces, load_unlabelled, split_indices, split_unlabelled
@@ -190,7 +190,7 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
 
 def _probabilities(model, images, flip_average, batch_size=256):
     """Probabilities through the page's own function, in batches."""
-    return np.concatenate([predict_probabilities(model, images[i:i + batch_size], flip_average)
+    return np.concatenate([predict(model, images[i:i + batch_size], flip_average)
                            for i in range(0, len(images), batch_size)])
 
 
