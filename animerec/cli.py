@@ -148,8 +148,12 @@ def enroll_main(argv):
     try:
         slug = gallery.add(args.name, recognizer.run(crops).embeddings, reserved=[c.slug for c in recognizer.characters])
         gallery.save(args.gallery)
-    except (AnimerecError, OSError) as error:
-        print(f"error: {_message(error)}", file=sys.stderr)
+    except AnimerecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"error: cannot write the gallery {args.gallery} ({error.strerror or error}): "
+              "check that its folder exists and is writable.", file=sys.stderr)
         return 1
     print(f"enrolled {len(crops)} face{'s' if len(crops) != 1 else ''} of {args.name} as '{slug}' in {args.gallery} "
           f"({len(gallery)} character{'s' if len(gallery) != 1 else ''}: "

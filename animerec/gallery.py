@@ -11,6 +11,7 @@ is refused rather than silently wrong.
 import io
 import re
 import unicodedata
+import zipfile
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from animerec.model import unit_rows
 RESERVED = {"unknown"}
 MAX_ENROL_IMAGES = 10
 FORMAT = 1
+# A gallery holds about 1 KB per enrolled face; refuse files that would unpack to more than this
+# (a small compressed file can unpack to gigabytes).
+MAX_UNPACKED_BYTES = 64 * 2**20
 
 
 def slugify(name):
@@ -130,6 +134,13 @@ class Gallery:
     @classmethod
     def from_bytes(cls, data):
         """Read `.npz` bytes written by `to_bytes`; anything else raises GalleryError."""
+        try:
+            unpacked = sum(info.file_size for info in zipfile.ZipFile(io.BytesIO(data)).infolist())
+        except (zipfile.BadZipFile, ValueError, OSError):
+            unpacked = 0  # not a zip at all: np.load below says so
+        if unpacked > MAX_UNPACKED_BYTES:
+            raise GalleryError(f"This gallery file would unpack to {unpacked / 2**20:.0f} MB, more than a gallery "
+                               f"can hold ({MAX_UNPACKED_BYTES // 2**20} MB): choose a .npz saved by animerec.")
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as saved:
                 gallery = cls(str(saved["fingerprint"]), int(saved["dimension"]),

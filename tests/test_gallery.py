@@ -92,6 +92,18 @@ def test_a_corrupt_gallery_file_is_a_sentence_not_a_traceback(tmp_path, content)
         Gallery.load(tmp_path / "missing.npz")
 
 
+def test_a_gallery_that_would_unpack_to_gigabytes_is_refused_before_unpacking():
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("embeddings.npy", bytes(200 * 2**20))  # 200 MB of zeros, about 200 KB packed
+    assert len(buffer.getvalue()) < 2**20
+    with pytest.raises(GalleryError, match="would unpack to 200 MB"):
+        Gallery.from_bytes(buffer.getvalue())
+
+
 def test_a_pickled_array_is_refused(tmp_path):
     path = tmp_path / "pickled.npz"
     np.savez(path, fingerprint=np.array([object()], dtype=object))
@@ -180,6 +192,10 @@ def test_enrol_refuses_bad_names_foreign_galleries_and_faceless_pictures(data, t
     (tmp_path / "broken.npz").write_bytes(b"garbage")
     result = run_cli(crop, "--gallery", tmp_path / "broken.npz")
     assert result.returncode == 1 and "not a gallery file" in result.stderr
+
+    result = run_cli("enroll", "Nene", crop, "--gallery", tmp_path / "no" / "such" / "folder.npz", "--no-detect")
+    assert result.returncode == 1 and "cannot write the gallery" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
     blank = tmp_path / "blank.png"
     from PIL import Image
