@@ -99,7 +99,7 @@ def test_threshold_above_every_score_makes_all_unknown_without_reloading_the_mod
     upload_and_wait(page, [data / "scenes" / SCENE])
     passes = server.log().count("forward pass")
     page.locator('input[type=range][aria-label="Confidence threshold"]').focus()
-    page.keyboard.press("End")  # 1.00, above any score of a label-smoothed softmax
+    page.keyboard.press("End")  # 1.00: a calibrated score never exceeds 0.999
     thumb = page.locator("[data-testid=stSlider]").first.locator("[data-testid=stSliderThumbValue]")
     assert thumb.inner_text() == "1.00"
     # The verdicts change once the rerun is done: wait for them rather than for a fixed time.

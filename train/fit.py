@@ -141,7 +141,8 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
         "architecture": arch,
         "input_size": image_size,
         "parameters": int(final.count_params()),
-        "score": "top softmax probability",
+        "score": "top softmax probability" if arch == "seed" else
+        "uncalibrated: (cosine to the nearest prototype + 1) / 2; `python -m train calibrate` replaces it",
         "flip_average": flip,
         "threshold": 0.5,
         "training": {
