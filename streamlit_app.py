@@ -38,6 +38,8 @@ UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp"]
 # The page shows (and caches) a copy of each upload no larger than this: a 40-megapixel upload
 # would otherwise cost 120 MB per cache entry and as much again in the browser.
 DISPLAY_MAX_SIDE = 2048
+# Choices for the detector's search size; the default is defaults.DETECT_MAX_SIDE.
+SEARCH_SIZES = sorted({320, defaults.DETECT_MAX_SIDE, 640, 1024, 2048})
 
 
 @st.cache_resource(show_spinner="Loading the face detector...")
@@ -133,13 +135,19 @@ def sidebar_ui(recognizer):
     top_k = sidebar.slider("Characters per face", 1, max(2, min(10, classes)), min(defaults.TOP_K, classes),
                            help="How many of the closest characters each chart shows.")
     with sidebar.expander("Detector sensitivity"):
+        tilted = st.checkbox("Look for tilted faces", True,
+                             help="Also search copies turned 20 degrees each way; a little slower.")
+        max_side = st.select_slider("Search size (px)", SEARCH_SIZES, defaults.DETECT_MAX_SIDE,
+                                    help="The picture is shrunk to this for the search: larger finds smaller "
+                                         "faces, slower.")
         scale_factor = st.slider("Scale factor", 1.02, 1.5, defaults.SCALE_FACTOR, 0.01,
                                  help="Step between the sizes searched: smaller finds more faces, slower.")
         min_neighbors = st.slider("Min neighbours", 1, 10, defaults.MIN_NEIGHBORS,
                                   help="Overlapping hits a face needs: fewer finds more, with more mistakes.")
         min_size = st.slider("Min face size (px)", 8, 256, defaults.MIN_SIZE,
                              help="Smallest face searched for, in pixels of your image.")
-    return threshold, top_k, DetectorSettings(scale_factor, min_neighbors, min_size, defaults.DETECT_MAX_SIDE)
+    angles = defaults.DETECT_ANGLES if tilted else defaults.UPRIGHT_ONLY
+    return threshold, top_k, DetectorSettings(scale_factor, min_neighbors, min_size, max_side, angles)
 
 
 def session_gallery(recognizer):

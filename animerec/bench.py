@@ -1,7 +1,8 @@
 """`python -m animerec.bench`: measured numbers for the README, reproducible by anyone.
 
-    python -m animerec.bench detection [--images DIR] [--max-side 1024 640 512]
-        precision and recall of the cascade against DIR/boxes.csv, per size bound
+    python -m animerec.bench detection [--images DIR] [--max-side N] [--angles A ...] ...
+        precision and recall of the cascade against DIR/boxes.csv: upstream's settings before,
+        the page's after, and the steps between (or one row with the settings given)
     python -m animerec.bench classify [--model DIR] [--runs N]
         milliseconds per face for each way Keras offers to run a small batch
     python -m animerec.bench speed [--images DIR] [--limit N]
@@ -21,7 +22,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from animerec.decode import decode_image  # noqa: E402
-from animerec.detect import DetectorSettings, load_detector  # noqa: E402
+from animerec.detect import UPSTREAM_SETTINGS, DetectorSettings, load_detector  # noqa: E402
 from animerec.detection_eval import read_boxes, score_detections  # noqa: E402
 from animerec.errors import AnimerecError  # noqa: E402
 from animerec.paths import IMAGE_EXTENSIONS, data_dir  # noqa: E402
@@ -32,28 +33,46 @@ def machine():
     return f"{platform.machine()} {cores}-core CPU, {datetime.date.today().isoformat()}"
 
 
-def detection(images, max_sides, settings=DetectorSettings()):
-    """Print a Markdown table: bound, precision and recall at IoU 0.3 and 0.5, ms per image."""
+def describe(settings):
+    """The detector settings in a few words, for a table row."""
+    bound = "full image" if settings.max_side >= 10**6 else f"{settings.max_side} px"
+    turned = [f"{a:+g}" for a in settings.angles if a != 0]
+    return (f"scale {settings.scale_factor:g}, neighbours {settings.min_neighbors}, {bound}"
+            + (f"; turned {'/'.join(turned)} deg at {settings.turned_max_side} px" if turned else ""))
+
+
+def detection_rows():
+    """(label, settings) from upstream's to the page's, one change at a time."""
+    page = DetectorSettings()
+    upright = page._replace(angles=(0,))
+    return [
+        ("upstream, before", UPSTREAM_SETTINGS),
+        ("upstream on a 640 px copy", UPSTREAM_SETTINGS._replace(max_side=640)),
+        ("page's sensitivity, upright only", upright),
+        ("turned passes at the upright copy's size", page._replace(turned_max_side=page.max_side)),
+        ("page default", page),
+    ]
+
+
+def detection(images, rows):
+    """Print a Markdown table: settings, precision and recall at IoU 0.3 and 0.5, ms per image."""
     marked = read_boxes(images / "boxes.csv")
     files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     decoded = {p.name: decode_image(p.read_bytes()) for p in files}
     detector = load_detector()
     print(f"{len(files)} images, {sum(len(b) for b in marked.values())} marked faces in {images}; "
-          f"scale factor {settings.scale_factor}, min neighbours {settings.min_neighbors}, "
-          f"min size {settings.min_size}, passes at {', '.join(f'{a:g}' for a in settings.angles)} degrees; "
-          f"{machine()}")
-    print("| size bound | precision @0.3 | recall @0.3 | precision @0.5 | recall @0.5 | ms per image (median) |")
-    print("|---|---|---|---|---|---|")
-    for bound in max_sides:
-        chosen = settings._replace(max_side=bound)
+          f"min size {rows[0][1].min_size} px; {machine()}")
+    print("| detector | settings | precision @0.3 | recall @0.3 | precision @0.5 | recall @0.5 | ms per image (median) |")
+    print("|---|---|---|---|---|---|---|")
+    for label, settings in rows:
         found, seconds = {}, []
         for name, image in decoded.items():
             start = time.perf_counter()
-            found[name] = detector.detect(image, chosen)
+            found[name] = detector.detect(image, settings)
             seconds.append(time.perf_counter() - start)
         at3, at5 = score_detections(found, marked)
-        print(f"| {bound} px | {at3.precision:.3f} | {at3.recall:.3f} | {at5.precision:.3f} | {at5.recall:.3f} "
-              f"| {statistics.median(seconds) * 1000:.0f} |")
+        print(f"| {label} | {describe(settings)} | {at3.precision:.3f} | {at3.recall:.3f} | {at5.precision:.3f} "
+              f"| {at5.recall:.3f} | {statistics.median(seconds) * 1000:.0f} |", flush=True)
 
 
 def inference_ms(call, image, boxes, runs):
@@ -123,7 +142,6 @@ def speed(images, limit, cold_runs=3):
     blobs = [p.read_bytes() for p in files]
     detector, recognizer = load_detector(), load_recognizer()
     size = recognizer.input_size
-    report_settings = DetectorSettings(max_side=10**9)  # the report ran the cascade on the full image
 
     def ours(data, clock):
         image = decode_image(data)
@@ -139,7 +157,7 @@ def speed(images, limit, cold_runs=3):
 
     def report_way(data, clock):
         image = decode_image(data)
-        boxes = detector.detect(image, report_settings)
+        boxes = detector.detect(image, UPSTREAM_SETTINGS)
         rows = [recognizer.model.predict(crop_faces(image, [box], size), verbose=0)[0] for box in boxes]
         probabilities = np.array(rows).reshape(len(boxes), len(recognizer.characters))
         draw_faces(image, name_faces(Analysis(boxes, np.zeros((len(boxes), 1, 1, 3)), probabilities),
@@ -172,7 +190,7 @@ def speed(images, limit, cold_runs=3):
     print(f"{len(files)} images from {images}, after 3 warm-up images; model {recognizer.version}; {machine()}")
     print("| pipeline | p50 ms | p95 ms | " + " | ".join(f"{s} p50" for s in stages) + " |")
     print("|---|---|---|" + "---|" * len(stages))
-    print(f"| animerec (bound {DetectorSettings().max_side} px, one batched call) | {p(totals, 50):.0f} | "
+    print(f"| animerec ({describe(DetectorSettings())}; one batched call) | {p(totals, 50):.0f} | "
           f"{p(totals, 95):.0f} | " + " | ".join(f"{p(v, 50):.1f}" for v in stages.values()) + " |")
     print(f"| the report's way (full image, one predict() per face) | {p(report_totals, 50):.0f} | "
           f"{p(report_totals, 95):.0f} |" + " |" * len(stages))
@@ -186,9 +204,12 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("detection")
     p.add_argument("--images", type=Path, default=None, help="folder with images and boxes.csv (default: the shared scenes)")
-    p.add_argument("--max-side", type=int, nargs="+", default=[1024, 640, 512])
-    p.add_argument("--angles", type=float, nargs="+", default=list(DetectorSettings().angles),
-                   help="angles of the detector's passes, degrees (default: the page's)")
+    page = DetectorSettings()
+    p.add_argument("--max-side", type=int, help=f"one row: the upright copy's size (page: {page.max_side})")
+    p.add_argument("--angles", type=float, nargs="+", help=f"one row: the passes' angles (page: {page.angles})")
+    p.add_argument("--turned-max-side", type=int, help=f"one row: the turned copies' size (page: {page.turned_max_side})")
+    p.add_argument("--scale-factor", type=float, help=f"one row: (page: {page.scale_factor})")
+    p.add_argument("--min-neighbors", type=int, help=f"one row: (page: {page.min_neighbors})")
     p = commands.add_parser("speed")
     p.add_argument("--images", type=Path, default=None, help="folder of images (default: the shared scenes)")
     p.add_argument("--limit", type=int, default=60, help="how many images to time")
@@ -202,7 +223,10 @@ def main(argv=None):
         if not (images / "boxes.csv").is_file():
             print(f"error: no boxes.csv in {images}", file=sys.stderr)
             return 1
-        detection(images, args.max_side, DetectorSettings(angles=tuple(args.angles)))
+        given = {field: getattr(args, field) for field in DetectorSettings._fields if getattr(args, field, None) is not None}
+        if "angles" in given:
+            given["angles"] = tuple(given["angles"])
+        detection(images, [("the settings given", DetectorSettings()._replace(**given))] if given else detection_rows())
         return 0
     try:
         if args.command == "speed":

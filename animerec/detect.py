@@ -22,15 +22,16 @@ class Box(NamedTuple):
 
 
 class DetectorSettings(NamedTuple):
-    """How hard the cascade looks. The defaults are upstream's; the sidebar and the command
-    line read them from here.
+    """Where and how hard the cascade looks. The defaults are the page's (chosen by
+    `python -m animerec.bench detection`); the sidebar and the command line read them from here.
 
     scale_factor: step between the cascade's scales (smaller finds more, slower).
     min_neighbors: overlapping hits a face needs (fewer finds more, with more false faces).
     min_size: smallest face, in pixels of the decoded image.
-    max_side: the cascade runs on a copy whose longer side is at most this.
-    angles: the copy is also searched turned by each of these angles (degrees), for tilted
-    faces; 0 is the upright pass. Hits from all passes are merged.
+    max_side: the upright pass searches a copy whose longer side is at most this.
+    angles: the search passes, in degrees; 0 is the upright pass, the others search a copy
+    turned by that angle for tilted faces. Hits from all passes are merged.
+    turned_max_side: the turned passes search a copy at most this large (they cost less there).
     """
 
     scale_factor: float = defaults.SCALE_FACTOR
@@ -38,6 +39,12 @@ class DetectorSettings(NamedTuple):
     min_size: int = defaults.MIN_SIZE
     max_side: int = defaults.DETECT_MAX_SIDE
     angles: tuple = defaults.DETECT_ANGLES
+    turned_max_side: int = defaults.DETECT_TURNED_MAX_SIDE
+
+
+# The report's way, and lbpcascade_animeface's own example: upstream's settings, one upright pass
+# on the full image. The benchmark's "before".
+UPSTREAM_SETTINGS = DetectorSettings(scale_factor=1.1, min_neighbors=5, min_size=24, max_side=10**9, angles=(0,))
 
 
 class FaceDetector:
@@ -55,16 +62,16 @@ class FaceDetector:
         Returns a list of Box sorted left to right, in pixels of `image`; [] when there is none.
         """
         height, width = image.shape[:2]
-        scale = min(1.0, settings.max_side / max(height, width))
-        small = image
-        if scale < 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
-        min_side = max(1, round(settings.min_size * scale))
-        hits = []  # (x, y, w, h, neighbours, upright) in the copy's pixels
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        hits = []  # (x, y, w, h, neighbours, upright) in pixels of `image`
+        copies = {}  # longer side -> (equalised grey copy, its scale)
         for angle in settings.angles or (0,):
-            searched, back = _turned(gray, angle)
+            bound = settings.max_side if angle == 0 else min(settings.max_side, settings.turned_max_side)
+            if bound not in copies:
+                copies[bound] = _equalised_copy(grey, bound)
+            copy, scale = copies[bound]
+            searched, back = _turned(copy, angle)
+            min_side = max(1, round(settings.min_size * scale))
             with self._lock:
                 found, neighbours = self._cascade.detectMultiScale2(
                     searched,
@@ -75,14 +82,24 @@ class FaceDetector:
             for (x, y, w, h), n in zip(found, neighbours):
                 # A turned pass's hit keeps its size; its centre is turned back onto the copy.
                 cx, cy = back @ (x + w / 2, y + h / 2, 1.0)
-                hits.append((cx - w / 2, cy - h / 2, w, h, int(n), angle == 0))
+                hits.append(((cx - w / 2) / scale, (cy - h / 2) / scale, w / scale, h / scale, int(n), angle == 0))
         boxes = []
         for x, y, w, h, _, _ in _suppress_overlaps(hits):
-            left, top = max(0, round(x / scale)), max(0, round(y / scale))
-            right, bottom = min(width, round((x + w) / scale)), min(height, round((y + h) / scale))
+            left, top = max(0, round(x)), max(0, round(y))
+            right, bottom = min(width, round(x + w)), min(height, round(y + h))
             if right > left and bottom > top:
                 boxes.append(Box(left, top, right - left, bottom - top))
         return sorted(boxes)
+
+
+def _equalised_copy(grey, max_side):
+    """(histogram-equalised copy of a grey image, longer side at most `max_side`; its scale)."""
+    height, width = grey.shape
+    scale = min(1.0, max_side / max(height, width))
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    return cv2.equalizeHist(grey), scale
 
 
 def _turned(gray, angle):

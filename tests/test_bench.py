@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from animerec import DetectorSettings
+from animerec.bench import describe
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -27,15 +30,27 @@ def bench(*args):
     return result.stdout
 
 
-def test_detection_benchmark(two_scenes):
-    out = bench("detection", "--images", two_scenes, "--max-side", "640")
+def table_rows(out):
+    """{label: (precision, recall) at IoU 0.3} from the detection benchmark's table."""
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| ") and "precision" not in line]
+    return {cells[0].strip(): (float(cells[2]), float(cells[3])) for cells in rows}
+
+
+def test_detection_benchmark_goes_from_upstream_to_the_page_default(two_scenes):
+    out = bench("detection", "--images", two_scenes)
     assert "2 images, 3 marked faces" in out
-    row = next(line for line in out.splitlines() if line.startswith("| 640 px |"))
-    precision, recall = (float(v) for v in row.split("|")[2:4])
-    assert 0.0 <= precision <= 1.0 and 0.0 <= recall <= 1.0
+    rows = table_rows(out)
+    assert list(rows)[0] == "upstream, before" and list(rows)[-1] == "page default"
+    assert all(0.0 <= p <= 1.0 and 0.0 <= r <= 1.0 for p, r in rows.values())
+
+
+def test_detection_benchmark_with_settings_given(two_scenes):
+    out = bench("detection", "--images", two_scenes, "--max-side", "640", "--angles", "0")
+    assert list(table_rows(out)) == ["the settings given"]
+    assert f"| {describe(DetectorSettings(max_side=640, angles=(0,)))} |" in out
 
 
 def test_speed_benchmark(two_scenes):
     out = bench("speed", "--images", two_scenes, "--limit", "2", "--cold-runs", "1")
-    assert "| animerec (bound 640 px" in out and "| the report's way" in out
+    assert f"| animerec ({describe(DetectorSettings())}; one batched call) |" in out and "| the report's way" in out
     assert "speed-up, p50:" in out and "cold start" in out
