@@ -1,11 +1,12 @@
-"""`python -m webtest.load [--sessions 1 4 16]`: N browser sessions at once against one server.
+"""`python -m webtest.load [--sessions 1 4 16] [--runs 3]`: N browser sessions at once against one server.
 
-For each N a fresh server starts; N Chromium sessions (separate browser contexts, so separate
+For each N, --runs times, a fresh server starts; N Chromium sessions (separate browser contexts, so separate
 Streamlit sessions) open the page, then all upload a different 1024 px illustration from
 `../shared/data/scenes` at the same moment and wait for its result. Printed per N: time to
 result (p50, p95) seen by the browsers, errors, the server's peak resident memory, the server's
 own time per image (from the page's log lines), and how many times the model was loaded.
-The browsers share the machine's cores with the server, so both times matter.
+The browsers share the machine's cores with the server, so both times matter. Each figure is
+the median over the runs.
 """
 
 import argparse
@@ -79,27 +80,38 @@ def percentile(values, q):
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
+def one_run(images, timeout_s):
+    """One fresh server, len(images) sessions at once: their figures as a dict."""
+    with tempfile.TemporaryDirectory() as tmp, serve(log_path=Path(tmp) / "server.log") as server:
+        results = asyncio.run(run_sessions(server.url, images, timeout_s))
+        peak = server.peak_memory_mb()
+        log = server.log()
+    times = [r for r in results if r is not None]
+    server_ms = [int(m) for m in ANALYSED.findall(log)]
+    return {"p50": percentile(times, 0.5), "p95": percentile(times, 0.95), "errors": len(results) - len(times),
+            "peak": peak, "server_p50": statistics.median(server_ms) if server_ms else float("nan"),
+            "server_p95": percentile(server_ms, 0.95), "loads": log.count("model load")}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m webtest.load", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--runs", type=int, default=3, help="fresh servers per N; the table shows medians over them")
     parser.add_argument("--timeout", type=int, default=180, help="seconds a session may wait for its result")
     args = parser.parse_args(argv)
     images = pick_images(max(args.sessions), data_dir() / "scenes")
     print(f"{machine()}; browsers and server on the same machine; each session uploads a different 1024 px image")
+    print(f"medians over {args.runs} fresh servers per row; errors summed over them")
     print("| sessions | time to result p50 (s) | p95 (s) | errors | server peak memory (MB) | "
           "server ms per image p50 | p95 | model loads |")
     print("|---|---|---|---|---|---|---|---|")
     for n in args.sessions:
-        with tempfile.TemporaryDirectory() as tmp, serve(log_path=Path(tmp) / "server.log") as server:
-            results = asyncio.run(run_sessions(server.url, images[:n], args.timeout))
-            peak = server.peak_memory_mb()
-            log = server.log()
-        times = [r for r in results if r is not None]
-        server_ms = [int(m) for m in ANALYSED.findall(log)]
-        print(f"| {n} | {percentile(times, 0.5):.1f} | {percentile(times, 0.95):.1f} | {len(results) - len(times)} | "
-              f"{peak:.0f} | {statistics.median(server_ms) if server_ms else float('nan'):.0f} | "
-              f"{percentile(server_ms, 0.95):.0f} | {log.count('model load')} |", flush=True)
+        runs = [one_run(images[:n], args.timeout) for _ in range(args.runs)]
+        median = lambda key: statistics.median(run[key] for run in runs)  # noqa: E731
+        print(f"| {n} | {median('p50'):.1f} | {median('p95'):.1f} | {sum(run['errors'] for run in runs)} | "
+              f"{median('peak'):.0f} | {median('server_p50'):.0f} | {median('server_p95'):.0f} | "
+              f"{max(run['loads'] for run in runs)} |", flush=True)
     return 0
 
 
