@@ -188,3 +188,14 @@ def test_a_character_added_from_five_pictures_is_named_in_a_new_picture(browser,
     assert verdicts(page) == ["1. Suzukaze Aoba"]
     assert page.get_by_text("a character you added").count() == 1
     context.close()
+
+
+def test_the_load_benchmark_serves_two_sessions_at_once_with_one_model_load(data):
+    result = subprocess.run([sys.executable, "-m", "webtest.load", "--sessions", "2", "--runs", "1"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "ANIMEREC_DATA": str(data)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = next(line for line in result.stdout.splitlines() if line.startswith("| 2 |")).split("|")[1:-1]
+    p50, p95, errors, peak, loads = float(row[1]), float(row[2]), int(row[3]), float(row[4]), int(row[7])
+    assert errors == 0 and loads == 1
+    assert 0 < p50 <= p95 < 120 and 0 < peak < 2500
