@@ -11,6 +11,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from animerec import decode_image
+from animerec.detection_eval import read_boxes
 from conftest import encode
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
@@ -73,6 +75,19 @@ def test_moving_the_threshold_or_top_k_never_runs_the_network_again(page, data, 
     assert forward_passes() == before + 1
     page.sidebar.slider[0].set_value(0.2).run()
     assert forward_passes() == before + 1
+
+
+def test_the_tilted_faces_switch_decides_whether_a_turned_face_is_found(page, data):
+    from test_detect import tilted
+
+    marked = read_boxes(data / "scenes" / "boxes.csv")
+    image = decode_image((data / "scenes" / "133.jpg").read_bytes())
+    turned, _ = tilted(image, marked["133.jpg"][0], 30)  # the upright pass alone misses it
+    upload(page, ("turned.png", encode(Image.fromarray(turned)), "image/png"))
+    assert len([m for m in page.markdown if m.value.startswith("**1.")]) == 1 and not page.info
+    next(c for c in page.sidebar.checkbox if c.label == "Look for tilted faces").uncheck().run()
+    assert not [m for m in page.markdown if m.value.startswith("**1.")]
+    assert page.info[0].value.startswith("No face found in turned.png")
 
 
 def test_junk_bytes_give_a_sentence_and_the_next_upload_works(page, data):
