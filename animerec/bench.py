@@ -22,6 +22,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from animerec.decode import decode_image  # noqa: E402
+from animerec.defaults import UPRIGHT_ONLY  # noqa: E402
 from animerec.detect import UPSTREAM_SETTINGS, DetectorSettings, load_detector  # noqa: E402
 from animerec.detection_eval import read_boxes, score_detections  # noqa: E402
 from animerec.errors import AnimerecError  # noqa: E402
@@ -44,7 +45,7 @@ def describe(settings):
 def detection_rows():
     """(label, settings) from upstream's to the page's, one change at a time."""
     page = DetectorSettings()
-    upright = page._replace(angles=(0,))
+    upright = page._replace(angles=UPRIGHT_ONLY)
     return [
         ("upstream, before", UPSTREAM_SETTINGS),
         ("upstream on a 640 px copy", UPSTREAM_SETTINGS._replace(max_side=640)),
@@ -223,10 +224,11 @@ def main(argv=None):
         if not (images / "boxes.csv").is_file():
             print(f"error: no boxes.csv in {images}", file=sys.stderr)
             return 1
-        given = {field: getattr(args, field) for field in DetectorSettings._fields if getattr(args, field, None) is not None}
+        given = {f: getattr(args, f) for f in DetectorSettings._fields if getattr(args, f, None) is not None}
         if "angles" in given:
             given["angles"] = tuple(given["angles"])
-        detection(images, [("the settings given", DetectorSettings()._replace(**given))] if given else detection_rows())
+        rows = [("the settings given", DetectorSettings()._replace(**given))] if given else detection_rows()
+        detection(images, rows)
         return 0
     try:
         if args.command == "speed":
