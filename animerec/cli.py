@@ -62,7 +62,8 @@ def _detector_arguments(parser):
     detector.add_argument("--min-neighbors", type=int, default=defaults.MIN_NEIGHBORS)
     detector.add_argument("--min-size", type=int, default=defaults.MIN_SIZE)
     detector.add_argument("--max-side", type=int, default=defaults.DETECT_MAX_SIDE,
-                          help="longest side of the copy the cascade searches (default %(default)s)")
+                          help="longest side of the copy the upright pass searches; turned passes use at most "
+                               f"{defaults.DETECT_TURNED_MAX_SIDE} px (default %(default)s)")
     detector.add_argument("--upright-only", action="store_true",
                           help="skip the passes on turned copies that find tilted faces (faster)")
 
