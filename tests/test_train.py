@@ -211,6 +211,23 @@ def test_unknown_faces_train_a_cosine_head_and_calibrate_writes_the_card(shapes,
     assert np.all((recognizer.scores(outputs) >= 0) & (recognizer.scores(outputs) < 1))
 
 
+def test_calibration_splits_the_scenes_by_illustration(data, recognizer, detector, tmp_path):
+    """Half the illustrations of `scenes/` calibrate the unknown rule, the other half judge it:
+    every face the page's detector finds lands in exactly one half, with its whole picture."""
+    from animerec.decode import decode_image
+    from train.calibrate import _detected_faces
+
+    names = ["101.jpg", "102.jpg", "103.jpg", "105.jpg", "133.jpg"]
+    for name in names:
+        (tmp_path / name).write_bytes((data / "scenes" / name).read_bytes())
+    found = _detected_faces(recognizer, tmp_path, np.random.default_rng(1))
+    assert (found["calibration_images"], found["test_images"]) == (2, 3)
+    faces = sum(len(detector.detect(decode_image((tmp_path / n).read_bytes()))) for n in names)
+    calibration, test = found["calibration"], found["test"]
+    assert len(calibration.probabilities) + len(test.probabilities) == faces > 0
+    assert test.embeddings.shape[1] == calibration.embeddings.shape[1] == recognizer.embedding_size
+
+
 def test_the_margin_loss_lowers_the_true_class_and_leaves_a_uniform_target_alone():
     import keras
 

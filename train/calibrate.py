@@ -4,8 +4,10 @@ For a model directory trained by `fit` (its `split.json` says which faces it nev
 - the model's raw score (see `Recognizer.raw_scores`) is mapped to [0, 1] by a logistic curve
   fitted on validation faces of known characters, the calibration part of `unknown/` and the
   calibration quarter of `fewshot/`, so the score reads as the chance that the name is right;
-- the default threshold is the lowest score below which `target` of those unknown faces fall
-  and `target` of the few-shot characters' calibration faces (characters from elsewhere);
+- the default threshold is the lowest score below which `target` of those unknown faces fall,
+  `target` of the few-shot characters' calibration faces (characters from elsewhere) and, given
+  `scenes/`, `target` of the faces the page's detector finds in half of its illustrations (faces
+  of characters in no training set, as the page sees them, and the detector's false hits);
 - the gallery's cosine gets its own threshold, rejecting `target` of the unknown faces in
   few-shot episodes drawn from a quarter of each `fewshot/` character (the rest is kept for
   judging; one character has only 7 faces), and a curve whose slope is fitted on those episodes
@@ -14,7 +16,7 @@ For a model directory trained by `fit` (its `split.json` says which faces it nev
 - everything is then judged on faces used for nothing above: the test split, the test part of
   `unknown/`, the held-out half of `fewshot/` (k = 1, 3, 5, many random draws, open-set: the
   model's characters and the unknown rule stay in play), and the faces the page's detector
-  finds in `scenes/`, whose characters are in no training set.
+  finds in the other half of `scenes/`.
 
 Unknown crops are mostly 64 px and known ones 128 px: every face is first shrunk to 64 px and
 enlarged back (`train.dataset.degrade`), so the rule cannot just detect blur. The card gets the
@@ -68,6 +70,8 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
     known = {part: (run(faces.images[split[part]]), faces.labels[split[part]]) for part in ("val", "test")}
     strangers = {part: run(unknown_images[unknown_split[part]]) for part in ("calibration", "test")}
     newcomers = run(few.images)
+    # Its own generator, so that adding the scenes changes no other draw.
+    scene_faces = _detected_faces(recognizer, scenes, np.random.default_rng(seed + 1)) if scenes else None
     log(f"known faces: validation {len(split['val'])}, test {len(split['test'])}; unknown faces: "
         f"calibration {len(unknown_split['calibration'])}, test {len(unknown_split['test'])}; "
         f"few-shot faces {len(few.labels)} of {len(few.classes)} characters; all at {DEGRADED_SIZE} px")
@@ -79,12 +83,15 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
     val_outputs, val_labels = known["val"]
     raw_known, raw_unknown = recognizer.raw_scores(val_outputs), recognizer.raw_scores(strangers["calibration"])
     raw_newcomers = recognizer.raw_scores(newcomers)[halves[0]]
+    raw_strangers = [raw_unknown, raw_newcomers]
+    if scene_faces and len(scene_faces["calibration"].probabilities):
+        raw_strangers.append(recognizer.raw_scores(scene_faces["calibration"]))
     right = val_outputs.probabilities.argmax(axis=1) == val_labels
-    model_curve = fit_logistic(np.r_[raw_known, raw_unknown, raw_newcomers],
-                               np.r_[right, np.zeros(len(raw_unknown) + len(raw_newcomers), bool)])
-    # The threshold rejects `target` of each kind of stranger: `unknown/`, and the few-shot
-    # characters before they are enrolled.
-    threshold = round(float(model_curve(max(np.quantile(raw_unknown, target), np.quantile(raw_newcomers, target)))), 3)
+    negatives = np.concatenate(raw_strangers)
+    model_curve = fit_logistic(np.r_[raw_known, negatives], np.r_[right, np.zeros(len(negatives), bool)])
+    # The threshold rejects `target` of each kind of stranger: `unknown/`, the few-shot
+    # characters before they are enrolled, and the faces found in the calibration scenes.
+    threshold = round(float(model_curve(max(np.quantile(raw, target) for raw in raw_strangers))), 3)
 
     def score(outputs):  # the new curve, whatever the card said before
         return model_curve(recognizer.raw_scores(outputs))
@@ -148,8 +155,8 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
     }
     result["fewshot"] = _judge_fewshot(score, newcomers, few, halves[1], strangers["test"],
                                        (test_outputs, test_labels), threshold, gallery_curve, draws, rng)
-    if scenes:
-        result["scenes"] = _scene_faces(recognizer, score, scenes, threshold, (gallery_curve, newcomers, few))
+    if scene_faces:
+        result["scenes"] = _judge_scene_faces(scene_faces, score, threshold, (gallery_curve, newcomers, few))
     _roc_png(fpr, tpr, named_tpr, result, model_path / ROC_FILE, recognizer.version)
     result["roc_png"] = ROC_FILE
     _write_card(model_path, recognizer.card, result)
@@ -235,29 +242,45 @@ def _judge_fewshot(score_of, newcomers, few, pool, unknown_outputs, known, thres
     return table
 
 
-def _scene_faces(recognizer, score_of, scenes, threshold, gallery):
-    """How many faces the page's detector finds in `scenes/` are called Unknown (their
-    characters are in no training set), with the model alone and with all eight few-shot
-    characters enrolled from every one of their faces."""
+def _detected_faces(recognizer, scenes, rng):
+    """The faces the page's detector finds in the illustrations of `scenes` (`*.jpg`), split
+    by illustration into halves at random: {"calibration": Outputs, "test": Outputs, and the
+    count of illustrations in each}. Nobody in them is one of the model's characters."""
     from animerec import defaults
     from animerec.crop import crop_faces
     from animerec.decode import decode_image
     from animerec.detect import load_detector
-    from animerec.recognize import gallery_score
 
     detector = load_detector()
-    crops = []
-    for path in sorted(Path(scenes).glob("*.jpg")):
-        image = decode_image(path.read_bytes())
-        crops.append(crop_faces(image, detector.detect(image), recognizer.input_size, margin=defaults.CROP_MARGIN))
-    crops = np.concatenate(crops)
-    outputs = recognizer.run(crops)
+    paths = sorted(Path(scenes).glob("*.jpg"))
+    order = rng.permutation(len(paths))
+    halves = {"calibration": sorted(order[: len(paths) // 2]), "test": sorted(order[len(paths) // 2:])}
+    found = {}
+    for part, indices in halves.items():
+        crops = []
+        for i in indices:
+            image = decode_image(paths[i].read_bytes())
+            crops.append(crop_faces(image, detector.detect(image), recognizer.input_size, margin=defaults.CROP_MARGIN))
+        found[part] = recognizer.run(np.concatenate(crops))
+        found[f"{part}_images"] = len(indices)
+    return found
+
+
+def _judge_scene_faces(scene_faces, score_of, threshold, gallery):
+    """How many faces found in the held-out scenes are called Unknown, with the model alone
+    and with all eight few-shot characters enrolled from every one of their faces."""
+    from animerec.recognize import gallery_score
+
+    outputs = scene_faces["test"]
     model = score_of(outputs)
     curve, newcomers, few = gallery
     prototypes = np.stack([newcomers.embeddings[few.labels == c].mean(axis=0) for c in range(len(few.classes))])
     prototypes /= np.linalg.norm(prototypes, axis=1, keepdims=True)
     both = np.maximum(model, gallery_score((outputs.embeddings @ prototypes.T).max(axis=1), curve))
-    return {"faces_found": int(len(crops)), "labelled_unknown": round(float((model < threshold).mean()), 4),
+    return {"images": scene_faces["test_images"], "faces_found": int(len(model)),
+            "calibration_images": scene_faces["calibration_images"],
+            "calibration_faces": int(len(scene_faces["calibration"].probabilities)),
+            "labelled_unknown": round(float((model < threshold).mean()), 4),
             "labelled_unknown_with_fewshot_gallery": round(float((both < threshold).mean()), 4)}
 
 

@@ -88,8 +88,10 @@ def _calibration_lines(c):
         "",
         f"Calibrated by `python -m train calibrate` (all faces shrunk to {c['degraded_to_px']} px first): "
         f"the default threshold {c['threshold']} rejects at least {c['target_unknown_rejection']:.0%} of the "
-        "calibration faces of characters outside the model (`unknown/`, and a quarter of `fewshot/` before "
-        "enrolment). On faces used for nothing else:",
+        "calibration faces of characters outside the model (`unknown/`, a quarter of `fewshot/` before "
+        "enrolment" + (f", and the {c['scenes']['calibration_faces']} faces the detector finds in half of "
+                       "`scenes/`" if "calibration_faces" in c.get("scenes", {}) else "")
+        + "). On faces used for nothing else:",
         "",
         "| | value |",
         "|---|---|",
@@ -99,7 +101,8 @@ def _calibration_lines(c):
         f"| the same at full size | {t['known_keep_correct_name_at_full_size']:.1%} |",
     ]
     if "scenes" in c:
-        lines.append(f"| faces found in `scenes/` labelled unknown ({c['scenes']['faces_found']}) | "
+        held_out = "the other half of " if "calibration_faces" in c["scenes"] else ""
+        lines.append(f"| faces found in {held_out}`scenes/` labelled unknown ({c['scenes']['faces_found']}) | "
                      f"{c['scenes']['labelled_unknown']:.1%} |")
     few = c.get("fewshot", {})
     shots = [k for k in few if k.endswith("-shot")]
