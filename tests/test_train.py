@@ -228,6 +228,14 @@ def test_calibration_splits_the_scenes_by_illustration(data, recognizer, detecto
     assert test.embeddings.shape[1] == calibration.embeddings.shape[1] == recognizer.embedding_size
 
 
+def test_calibration_says_when_the_scenes_folder_has_too_few_illustrations(tmp_path):
+    from train.calibrate import _detected_faces
+
+    (tmp_path / "only.jpg").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="has 1 illustrations .* at least two"):
+        _detected_faces(None, tmp_path, np.random.default_rng(0))
+
+
 def test_the_margin_loss_lowers_the_true_class_and_leaves_a_uniform_target_alone():
     import keras
 

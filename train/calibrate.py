@@ -67,11 +67,11 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
         parts = [recognizer.run(degrade(images[i:i + 256], DEGRADED_SIZE)) for i in range(0, len(images), 256)]
         return Outputs(*(None if parts[0][k] is None else np.concatenate([p[k] for p in parts]) for k in range(3)))
 
+    # Its own generator, so that adding the scenes changes no other draw.
+    scene_faces = _detected_faces(recognizer, scenes, np.random.default_rng(seed + 1)) if scenes else None
     known = {part: (run(faces.images[split[part]]), faces.labels[split[part]]) for part in ("val", "test")}
     strangers = {part: run(unknown_images[unknown_split[part]]) for part in ("calibration", "test")}
     newcomers = run(few.images)
-    # Its own generator, so that adding the scenes changes no other draw.
-    scene_faces = _detected_faces(recognizer, scenes, np.random.default_rng(seed + 1)) if scenes else None
     log(f"known faces: validation {len(split['val'])}, test {len(split['test'])}; unknown faces: "
         f"calibration {len(unknown_split['calibration'])}, test {len(unknown_split['test'])}; "
         f"few-shot faces {len(few.labels)} of {len(few.classes)} characters; all at {DEGRADED_SIZE} px")
@@ -251,8 +251,11 @@ def _detected_faces(recognizer, scenes, rng):
     from animerec.decode import decode_image
     from animerec.detect import load_detector
 
-    detector = load_detector()
     paths = sorted(Path(scenes).glob("*.jpg"))
+    if len(paths) < 2:
+        raise FileNotFoundError(f"{scenes} has {len(paths)} illustrations (*.jpg); the scenes need at least two, "
+                                "one half to calibrate and one to judge.")
+    detector = load_detector()
     order = rng.permutation(len(paths))
     halves = {"calibration": sorted(order[: len(paths) // 2]), "test": sorted(order[len(paths) // 2:])}
     found = {}

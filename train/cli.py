@@ -71,10 +71,15 @@ def main(argv=None):
             patience=args.patience, cache_dir=args.cache, split_file=args.split, unknown=args.unknown,
             init=args.init, init_data=args.init_data, contrastive=args.contrastive)
     elif args.command == "calibrate":
+        from animerec.errors import AnimerecError
         from train.calibrate import calibrate
 
-        calibrate(args.model, args.data, args.unknown, args.fewshot, args.scenes, target=args.target,
-                  draws=args.draws, embedding_layer=args.embedding_layer, cache_dir=args.cache)
+        try:
+            calibrate(args.model, args.data, args.unknown, args.fewshot, args.scenes, target=args.target,
+                      draws=args.draws, embedding_layer=args.embedding_layer, cache_dir=args.cache)
+        except (AnimerecError, FileNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     elif args.command == "bench":
         from train.bench import bench
 
