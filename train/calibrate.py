@@ -2,8 +2,9 @@
 
 For a model directory trained by `fit` (its `split.json` says which faces it never trained on):
 - the model's raw score (see `Recognizer.raw_scores`) is mapped to [0, 1] by a logistic curve
-  fitted on validation faces of known characters, the calibration part of `unknown/` and the
-  calibration quarter of `fewshot/`, so the score reads as the chance that the name is right;
+  fitted on validation faces of known characters, the calibration part of `unknown/`, the
+  calibration quarter of `fewshot/` and, given `scenes/`, the faces found in its calibration
+  half, so the score reads as the chance that the name is right;
 - the default threshold is the lowest score below which `target` of those unknown faces fall,
   `target` of the few-shot characters' calibration faces (characters from elsewhere) and, given
   `scenes/`, `target` of the faces the page's detector finds in half of its illustrations (faces
