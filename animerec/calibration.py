@@ -4,6 +4,11 @@ A face's raw score is the cosine between its embedding and the nearest known cha
 prototype of the model, or of the gallery). On held-out faces, `fit_logistic` learns how often a
 name given at each cosine is right, so a score of 0.8 means about 8 in 10 such names are right,
 whichever source gave it, and one threshold serves both. NumPy only.
+
+The gallery's cosine is first normalised against a cohort of strangers (`GalleryScore`): some
+faces sit close to many others, whoever they are, and a high cosine to an enrolled character
+means less for them. Subtracting each face's mean cosine to its nearest strangers is the cohort
+normalisation of face and speaker verification (Z-norm on the probe's side).
 """
 
 from typing import NamedTuple
@@ -34,6 +39,29 @@ class Logistic(NamedTuple):
 
     def to_dict(self):
         return {"slope": round(self.slope, 5), "intercept": round(self.intercept, 5)}
+
+
+class GalleryScore(NamedTuple):
+    """The gallery's calibrated score: a face's cosine to its nearest enrolled character, less
+    the mean of its `top` highest cosines to the `cohort` (unit rows: centres of strangers'
+    embeddings), through `curve`. Without a cohort, the plain cosine goes through the curve."""
+
+    curve: object  # Logistic, or None to read only `raw`
+    cohort: object = None  # (M, D) float32 unit rows, or None
+    top: int = 10
+
+    def raw(self, cosines, embeddings):
+        """The normalised cosines: (N,) from (N,) cosines and the (N, D) embeddings they came from."""
+        cosines = np.asarray(cosines, np.float64)
+        if self.cohort is None or len(self.cohort) == 0 or len(cosines) == 0:
+            return cosines
+        similarity = np.asarray(embeddings, np.float32) @ self.cohort.T
+        top = min(self.top, similarity.shape[1])
+        nearest = np.partition(similarity, similarity.shape[1] - top, axis=1)[:, -top:]
+        return cosines - nearest.mean(axis=1)
+
+    def __call__(self, cosines, embeddings):
+        return self.curve(self.raw(cosines, embeddings))
 
 
 def fit_logistic(raw, right, iterations=50, ridge=1e-6):

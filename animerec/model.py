@@ -8,7 +8,9 @@ A model directory holds
 - `labels.json`: `[{"slug", "name", "series"}, ...]`, one per output, in output order;
 - `card.json`: how it was trained and what it scored (machine-readable), with `threshold` and,
   once calibrated, `calibration` (see train.calibrate);
-- `card.md`: the same for people.
+- `card.md`: the same for people;
+- once calibrated, `cohort.npy`: (M, D) float32, centres of strangers' embeddings that the
+  gallery's cosines are normalised against (see `animerec.calibration.GalleryScore`).
 """
 
 import contextlib
@@ -24,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from animerec.calibration import MAX_SCORE, Logistic
+from animerec.calibration import MAX_SCORE, GalleryScore, Logistic
 from animerec.errors import ModelError
 from animerec.paths import model_dir
 
@@ -35,6 +37,7 @@ MODEL_FILE = "model.keras"
 LABELS_FILE = "labels.json"
 CARD_FILE = "card.json"
 CARD_MARKDOWN = "card.md"
+COHORT_FILE = "cohort.npy"
 
 
 class Character(NamedTuple):
@@ -61,7 +64,7 @@ class Outputs(NamedTuple):
 class Recognizer:
     """A loaded model directory. `run(crops)` is the one call the page makes per image."""
 
-    def __init__(self, model, characters, card, path, fingerprint=""):
+    def __init__(self, model, characters, card, path, fingerprint="", cohort=None):
         self.model = model
         self.characters = characters
         self.card = card
@@ -73,7 +76,9 @@ class Recognizer:
         self._outputs = outputs_model(model, card.get("embedding_layer"))
         calibration = card.get("calibration") or {}
         self.model_calibration = Logistic.from_dict(calibration["model"]) if "model" in calibration else None
-        self.gallery_calibration = Logistic.from_dict(calibration["gallery"]) if "gallery" in calibration else None
+        self.gallery_calibration = GalleryScore(
+            Logistic.from_dict(calibration["gallery"]), cohort, int(calibration.get("gallery_cohort", {}).get("top", 10)),
+        ) if "gallery" in calibration else None
         # Keras models are not documented as safe to call from several threads at once, and
         # Streamlit serves each session on its own thread: one forward pass at a time.
         self._lock = threading.Lock()
@@ -199,7 +204,7 @@ def load_recognizer(path=None):
             f"{path / MODEL_FILE} has {outputs} outputs but {LABELS_FILE} names {len(characters)} characters."
         )
     fingerprint = hashlib.sha256((path / MODEL_FILE).read_bytes()).hexdigest()[:16]
-    recognizer = Recognizer(model, characters, card, path, fingerprint)
+    recognizer = Recognizer(model, characters, card, path, fingerprint, _load_cohort(path, card))
     # The first call traces the prediction function, and the first call with another batch
     # size traces it once more with the batch size left open (about 0.3 s each): pay both here,
     # once, not in the first visitors' requests. Not counted as forward passes.
@@ -208,6 +213,21 @@ def load_recognizer(path=None):
         predict(recognizer._outputs, np.zeros((faces, size, size, 3), np.uint8), recognizer.flip_average)
     log.info("loaded model %s from %s (model load %d in this process)", recognizer.version, path, next(_load_counter))
     return recognizer
+
+
+def _load_cohort(path, card):
+    """The gallery's cohort (see `GalleryScore`) when the card's calibration names one, else None."""
+    named = ((card.get("calibration") or {}).get("gallery_cohort") or {}).get("file")
+    if not named:
+        return None
+    try:
+        cohort = np.load(path / named, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ModelError(f"The model directory {path} names {named} but it cannot be read ({error}): "
+                         "copy the whole directory again, or recalibrate it with `python -m train calibrate`.") from None
+    if cohort.ndim != 2:
+        raise ModelError(f"{path / named} should hold one embedding per row; it has shape {cohort.shape}.")
+    return unit_rows(cohort)
 
 
 @contextlib.contextmanager

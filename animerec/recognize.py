@@ -77,8 +77,8 @@ def name_faces(analysis, characters, threshold=defaults.THRESHOLD, top_k=default
 
     characters: the model's list of Character (ignored without probabilities). gallery: a
     Gallery of enrolled characters, compared with each face's embedding; its cosine is mapped by
-    `gallery_calibration` (the model card's, see `Recognizer.gallery_calibration`) to the same
-    [0, 1] scale as the model's score, and the better of the two answers wins.
+    `gallery_calibration` (a GalleryScore, the model card's: see `Recognizer.gallery_calibration`)
+    to the same [0, 1] scale as the model's score, and the better of the two answers wins.
     """
     if analysis.probabilities is None:
         return [Recognition(box, None, None, 0.0, []) for box in analysis.boxes]
@@ -87,7 +87,7 @@ def name_faces(analysis, characters, threshold=defaults.THRESHOLD, top_k=default
     matches = None
     if gallery is not None and len(gallery) and analysis.embeddings is not None and len(analysis.boxes):
         nearest, cosines = gallery.match(analysis.embeddings)
-        matches = nearest, gallery_score(cosines, gallery_calibration)
+        matches = nearest, gallery_score(cosines, analysis.embeddings, gallery_calibration)
     faces = []
     for i, (box, row) in enumerate(zip(analysis.boxes, analysis.probabilities)):
         order = np.argsort(-row)[: max(1, top_k)]
@@ -103,10 +103,11 @@ def name_faces(analysis, characters, threshold=defaults.THRESHOLD, top_k=default
     return faces
 
 
-def gallery_score(cosines, calibration=None):
-    """Gallery cosines mapped to the calibrated [0, 1] score (linearly when uncalibrated)."""
+def gallery_score(cosines, embeddings, calibration=None):
+    """Gallery cosines of faces with `embeddings` mapped to the calibrated [0, 1] score by a
+    GalleryScore (linearly when uncalibrated)."""
     if calibration is not None:
-        return calibration(cosines)
+        return calibration(cosines, embeddings)
     return np.minimum((np.asarray(cosines, np.float64) + 1) / 2, MAX_SCORE)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from animerec.calibration import MAX_SCORE, Logistic, auroc, fit_logistic
+from animerec.calibration import MAX_SCORE, GalleryScore, Logistic, auroc, fit_logistic
 from animerec.detect import Box
 from animerec.errors import GalleryError
 from animerec.gallery import Gallery, slugify
@@ -122,11 +122,25 @@ def test_the_better_of_model_and_gallery_wins_on_one_scale():
     gallery = Gallery("f", 3)
     gallery.add("New One", unit([0.6, 0.8, 0]))
     curve = Logistic(10.0, -7.0)  # cosine 0.8 -> 0.73, 0.6 -> 0.27, 0 -> 0.001
-    faces = name_faces(analysis, characters, threshold=0.5, top_k=2, gallery=gallery, gallery_calibration=curve)
+    faces = name_faces(analysis, characters, threshold=0.5, top_k=2, gallery=gallery,
+                       gallery_calibration=GalleryScore(curve))
     assert [(f.label, f.source) for f in faces] == [("a", "model"), ("new_one", "gallery"), (UNKNOWN, "model")]
     assert faces[1].name == "New One" and faces[1].score == pytest.approx(curve(0.8))
     assert faces[1].top_k[0] == ("new_one", pytest.approx(curve(0.8))) and len(faces[1].top_k) == 2
     assert all(0 <= f.score <= 1 for f in faces)
+
+
+def test_the_gallery_cosine_is_lowered_by_how_close_a_face_is_to_the_strangers():
+    """Two faces at the same cosine to an enrolled character: the one among the cohort's
+    strangers scores lower by its mean cosine to its nearest `top` of them."""
+    faces = unit([0.6, 0.8, 0], [0.6, 0, 0.8])
+    cohort = unit([0, 0, 1], [0, 0.6, 0.8], [0, -1, 0])
+    cosines = np.array([0.6, 0.6])
+    rule = GalleryScore(Logistic(10.0, -2.0), cohort, top=2)
+    np.testing.assert_allclose(rule.raw(cosines, faces), [0.6 - (0.48 + 0.0) / 2, 0.6 - (0.8 + 0.64) / 2], atol=1e-6)
+    assert rule(cosines, faces)[0] > rule(cosines, faces)[1]
+    np.testing.assert_allclose(GalleryScore(rule.curve).raw(cosines, faces), cosines)
+    assert GalleryScore(rule.curve, cohort, top=10).raw(cosines, faces)[1] == pytest.approx(0.6 - (0.8 + 0.64 + 0.0) / 3)
 
 
 def test_logistic_fit_recovers_a_known_curve_and_auroc_counts_pairs():

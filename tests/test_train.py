@@ -205,6 +205,9 @@ def test_unknown_faces_train_a_cosine_head_and_calibrate_writes_the_card(shapes,
     assert (out / "roc.png").is_file()
     recognizer = load_recognizer(out)
     assert recognizer.card["threshold"] == result["threshold"] and recognizer.model_calibration is not None
+    cohort = recognizer.gallery_calibration.cohort  # centres of the unknown crosses the network trained on
+    assert (out / "cohort.npy").is_file() and cohort.shape == (result["gallery_cohort"]["centres"], 256)
+    np.testing.assert_allclose(np.linalg.norm(cohort, axis=1), 1.0, atol=1e-5)
     outputs = recognizer.run(np.zeros((2, 32, 32, 3), np.uint8))
     assert outputs.embeddings.shape == (2, 256)
     np.testing.assert_allclose(np.linalg.norm(outputs.embeddings, axis=1), 1.0, atol=1e-5)

@@ -9,11 +9,14 @@ For a model directory trained by `fit` (its `split.json` says which faces it nev
   `target` of the few-shot characters' calibration faces (characters from elsewhere) and, given
   `scenes/`, `target` of the faces the page's detector finds in half of its illustrations (faces
   of characters in no training set, as the page sees them, and the detector's false hits);
-- the gallery's cosine gets its own threshold, rejecting `target` of the unknown faces in
-  few-shot episodes drawn from a quarter of each `fewshot/` character (the rest is kept for
-  judging; one character has only 7 faces), and a curve whose slope is fitted on those episodes
-  (against the same unknown and known faces) placed so that its threshold lands on the model's:
-  one slider serves both sources;
+- the gallery's cosine is normalised against a cohort of strangers (`GalleryScore`): the
+  centres of the embeddings of the unknown faces the network trained on and of the faces found
+  in the calibration half of `scenes/`, found by spherical k-means and written to `cohort.npy`;
+- the gallery's normalised cosine gets its own threshold, rejecting `target` of the unknown
+  faces and of the calibration scenes' faces in few-shot episodes drawn from a quarter of each
+  `fewshot/` character (the rest is kept for judging; one character has only 7 faces), and a
+  curve whose slope is fitted on those episodes (against the same unknown and known faces)
+  placed so that its threshold lands on the model's: one slider serves both sources;
 - everything is then judged on faces used for nothing above: the test split, the test part of
   `unknown/`, the held-out half of `fewshot/` (k = 1, 3, 5, many random draws, open-set: the
   model's characters and the unknown rule stay in play), and the faces the page's detector
@@ -31,8 +34,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from animerec.calibration import Logistic, auroc, fit_logistic, roc_curve
-from animerec.model import CARD_FILE, CARD_MARKDOWN, LABELS_FILE, Outputs, load_recognizer
+from animerec.calibration import GalleryScore, Logistic, auroc, fit_logistic, roc_curve
+from animerec.model import CARD_FILE, CARD_MARKDOWN, COHORT_FILE, LABELS_FILE, Outputs, load_recognizer, unit_rows
 from train.dataset import degrade, load_faces, load_unlabelled, split_unlabelled
 from train.export import card_markdown
 from train.fit import read_split, read_unknown_split
@@ -40,6 +43,8 @@ from train.fit import read_split, read_unknown_split
 DEGRADED_SIZE = 64
 SHOTS = (1, 3, 5)
 ROC_FILE = "roc.png"
+COHORT_CENTRES = 128  # centres of strangers' embeddings in the gallery's cohort
+COHORT_TOP = 10  # a face's cosines to its nearest centres that are averaged
 
 
 def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draws=100, seed=0,
@@ -73,6 +78,11 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
     known = {part: (run(faces.images[split[part]]), faces.labels[split[part]]) for part in ("val", "test")}
     strangers = {part: run(unknown_images[unknown_split[part]]) for part in ("calibration", "test")}
     newcomers = run(few.images)
+    cohort_faces = [run(unknown_images[unknown_split["train"]]).embeddings]
+    if scene_faces:
+        cohort_faces.append(scene_faces["calibration"].embeddings)
+    cohort = spherical_kmeans(np.concatenate(cohort_faces), COHORT_CENTRES, np.random.default_rng(seed + 2))
+    normalise = GalleryScore(None, cohort, COHORT_TOP).raw
     log(f"known faces: validation {len(split['val'])}, test {len(split['test'])}; unknown faces: "
         f"calibration {len(unknown_split['calibration'])}, test {len(unknown_split['test'])}; "
         f"few-shot faces {len(few.labels)} of {len(few.classes)} characters; all at {DEGRADED_SIZE} px")
@@ -98,7 +108,11 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
         return model_curve(recognizer.raw_scores(outputs))
 
     # The gallery's curve, on episodes from the calibration quarter of each few-shot character.
-    cosines, gallery_right, stranger_cosines = [], [], []
+    cosines, gallery_right = [], []
+    stranger_kinds = [strangers["calibration"].embeddings]
+    if scene_faces and len(scene_faces["calibration"].embeddings):
+        stranger_kinds.append(scene_faces["calibration"].embeddings)
+    stranger_cosines = [[] for _ in stranger_kinds]
     for shots in SHOTS:
         for _ in range(max(1, draws // 4)):
             episode = _episode(newcomers.embeddings, few.labels, halves[0], shots, rng, skip_small=True)
@@ -109,17 +123,19 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
                                        (strangers["calibration"].embeddings, None),
                                        (val_outputs.embeddings, None)):
                 similarity = embeddings @ prototypes.T
-                cosines.append(similarity.max(axis=1))
+                cosines.append(normalise(similarity.max(axis=1), embeddings))
                 gallery_right.append(similarity.argmax(axis=1) == labels if labels is not None
                                      else np.zeros(len(embeddings), bool))
-            stranger_cosines.append(cosines[-2])
-    # The gallery's own threshold rejects `target` of the unknown faces; its curve's slope is
-    # fitted on the episodes, and the curve is placed so that its threshold lands on the model's:
-    # one slider then serves both sources.
+            for kind, embeddings in zip(stranger_cosines, stranger_kinds):
+                kind.append(normalise((embeddings @ prototypes.T).max(axis=1), embeddings))
+    # The gallery's own threshold rejects `target` of each kind of stranger; its curve's slope
+    # is fitted on the episodes, and the curve is placed so that its threshold lands on the
+    # model's: one slider then serves both sources.
     fitted = fit_logistic(np.concatenate(cosines), np.concatenate(gallery_right))
-    gallery_threshold = float(np.quantile(np.concatenate(stranger_cosines), target))
+    gallery_threshold = max(float(np.quantile(np.concatenate(kind), target)) for kind in stranger_cosines)
     slope = fitted.slope if fitted.slope > 0 else 10.0
-    gallery_curve = Logistic(slope, float(np.log(threshold / (1 - threshold))) - slope * gallery_threshold)
+    gallery_curve = GalleryScore(Logistic(slope, float(np.log(threshold / (1 - threshold))) - slope * gallery_threshold),
+                                 cohort, COHORT_TOP)
 
     # Judged on faces used for nothing above.
     test_outputs, test_labels = known["test"]
@@ -141,8 +157,10 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
         "target_unknown_rejection": target,
         "degraded_to_px": DEGRADED_SIZE,
         "model": model_curve.to_dict(),
-        "gallery": gallery_curve.to_dict(),
-        "gallery_threshold_cosine": round(float(gallery_curve.raw_at(threshold)), 4),
+        "gallery": gallery_curve.curve.to_dict(),
+        "gallery_cohort": {"file": COHORT_FILE, "centres": int(len(cohort)), "top": COHORT_TOP,
+                           "faces": int(sum(len(f) for f in cohort_faces))},
+        "gallery_threshold_normalised_cosine": round(float(gallery_curve.curve.raw_at(threshold)), 4),
         "model_threshold_raw": round(float(model_curve.raw_at(threshold)), 4),
         "auroc_known_vs_unknown": round(auroc(recognizer.raw_scores(test_outputs), recognizer.raw_scores(strangers["test"])), 4),
         "test": {
@@ -155,14 +173,28 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
         },
     }
     result["fewshot"] = _judge_fewshot(score, newcomers, few, halves[1], strangers["test"],
-                                       (test_outputs, test_labels), threshold, gallery_curve, draws, rng)
+                                       (test_outputs, test_labels), threshold, gallery_curve, draws, rng,
+                                       scene_faces["test"] if scene_faces else None)
     if scene_faces:
         result["scenes"] = _judge_scene_faces(scene_faces, score, threshold, (gallery_curve, newcomers, few))
+    np.save(model_path / COHORT_FILE, cohort.astype(np.float32), allow_pickle=False)
     _roc_png(fpr, tpr, named_tpr, result, model_path / ROC_FILE, recognizer.version)
     result["roc_png"] = ROC_FILE
     _write_card(model_path, recognizer.card, result)
     log(json.dumps(result, indent=1))
     return result
+
+
+def spherical_kmeans(embeddings, centres, rng, iterations=30):
+    """`centres` unit vectors summarising the unit rows of `embeddings` (fewer when there are
+    fewer rows): k-means on the sphere, each centre the normalised mean of the rows nearest it."""
+    embeddings = unit_rows(np.asarray(embeddings, np.float32))
+    found = embeddings[rng.choice(len(embeddings), min(centres, len(embeddings)), replace=False)]
+    for _ in range(iterations):
+        nearest = (embeddings @ found.T).argmax(axis=1)
+        found = unit_rows(np.stack([embeddings[nearest == j].mean(axis=0) if (nearest == j).any() else found[j]
+                                    for j in range(len(found))]))
+    return found
 
 
 def _halves(labels, rng, share):
@@ -197,9 +229,11 @@ def _episode(embeddings, labels, pool, shots, rng, skip_small=False):
     return np.stack(prototypes), queries, positions
 
 
-def _judge_fewshot(score_of, newcomers, few, pool, unknown_outputs, known, threshold, curve, draws, rng):
+def _judge_fewshot(score_of, newcomers, few, pool, unknown_outputs, known, threshold, curve, draws, rng,
+                   scene_outputs=None):
     """k-shot accuracy among new characters with the model and the unknown rule in play, and
-    what the gallery does to unknown and known faces, on the held-out half."""
+    what the gallery does to unknown and known faces (and to the faces found in the held-out
+    scenes), on the held-out half."""
     from animerec.recognize import gallery_score
 
     model_scores = score_of(newcomers)
@@ -207,9 +241,10 @@ def _judge_fewshot(score_of, newcomers, few, pool, unknown_outputs, known, thres
     known_outputs, known_labels = known
     known_model = score_of(known_outputs)
     known_right = known_outputs.probabilities.argmax(axis=1) == known_labels
+    scene_model = score_of(scene_outputs) if scene_outputs is not None else None
     table = {}
     for shots in SHOTS:
-        accuracy, closed, rejected, kept = [], [], [], []
+        accuracy, closed, rejected, kept, scenes_rejected = [], [], [], [], []
         for _ in range(draws):
             episode = _episode(newcomers.embeddings, few.labels, pool, shots, rng)
             if episode is None:
@@ -218,7 +253,7 @@ def _judge_fewshot(score_of, newcomers, few, pool, unknown_outputs, known, thres
 
             def best(embeddings):
                 similarity = embeddings @ prototypes.T
-                return similarity.argmax(axis=1), gallery_score(similarity.max(axis=1), curve)
+                return similarity.argmax(axis=1), gallery_score(similarity.max(axis=1), embeddings, curve)
 
             nearest, score = best(newcomers.embeddings[queries])
             closed.append(np.mean(nearest == positions))
@@ -228,6 +263,9 @@ def _judge_fewshot(score_of, newcomers, few, pool, unknown_outputs, known, thres
             rejected.append(np.mean(np.maximum(score, unknown_model) < threshold))
             _, score = best(known_outputs.embeddings)
             kept.append(np.mean(known_right & (known_model >= score) & (known_model >= threshold)))
+            if scene_outputs is not None and len(scene_outputs.embeddings):
+                _, score = best(scene_outputs.embeddings)
+                scenes_rejected.append(np.mean(np.maximum(score, scene_model) < threshold))
         if not accuracy:
             continue  # a character has no more than `shots` held-out faces
         table[f"{shots}-shot"] = {
@@ -238,6 +276,8 @@ def _judge_fewshot(score_of, newcomers, few, pool, unknown_outputs, known, thres
             "unknown_labelled_unknown": round(float(np.mean(rejected)), 4),
             "known_keep_correct_name": round(float(np.mean(kept)), 4),
         }
+        if scenes_rejected:
+            table[f"{shots}-shot"]["scene_faces_labelled_unknown"] = round(float(np.mean(scenes_rejected)), 4)
     table["characters"] = len(few.classes)
     table["held_out_faces"] = int(len(pool))
     return table
@@ -280,7 +320,7 @@ def _judge_scene_faces(scene_faces, score_of, threshold, gallery):
     curve, newcomers, few = gallery
     prototypes = np.stack([newcomers.embeddings[few.labels == c].mean(axis=0) for c in range(len(few.classes))])
     prototypes /= np.linalg.norm(prototypes, axis=1, keepdims=True)
-    both = np.maximum(model, gallery_score((outputs.embeddings @ prototypes.T).max(axis=1), curve))
+    both = np.maximum(model, gallery_score((outputs.embeddings @ prototypes.T).max(axis=1), outputs.embeddings, curve))
     return {"images": scene_faces["test_images"], "faces_found": int(len(model)),
             "calibration_images": scene_faces["calibration_images"],
             "calibration_faces": int(len(scene_faces["calibration"].probabilities)),

@@ -106,6 +106,7 @@ def _calibration_lines(c):
                      f"{c['scenes']['labelled_unknown']:.1%} |")
     few = c.get("fewshot", {})
     shots = [k for k in few if k.endswith("-shot")]
+    scenes = all("scene_faces_labelled_unknown" in few[k] for k in shots)
     if shots:
         lines += [
             "",
@@ -113,9 +114,15 @@ def _calibration_lines(c):
             f"characters and the unknown rule in play), on {few['held_out_faces']} held-out faces:",
             "",
             "| enrolled per character | top-1 | among new characters only | unknown labelled unknown | "
-            "known keep their name |",
-            "|---|---|---|---|---|",
+            "known keep their name |" + (" held-out scene faces labelled unknown |" if scenes else ""),
+            "|---|---|---|---|---|" + ("---|" if scenes else ""),
             *[f"| {k} | {few[k]['top1_accuracy']:.1%} | {few[k]['top1_among_new_characters_only']:.1%} | "
-              f"{few[k]['unknown_labelled_unknown']:.1%} | {few[k]['known_keep_correct_name']:.1%} |" for k in shots],
+              f"{few[k]['unknown_labelled_unknown']:.1%} | {few[k]['known_keep_correct_name']:.1%} |"
+              + (f" {few[k]['scene_faces_labelled_unknown']:.1%} |" if scenes else "") for k in shots],
         ]
+        if "gallery_cohort" in c:
+            g = c["gallery_cohort"]
+            lines += ["", f"The gallery's cosine is normalised against {g['centres']} centres of strangers' embeddings "
+                      f"(`{g['file']}`, from {g['faces']} faces the calibration may use): each face's mean cosine to "
+                      f"its {g['top']} nearest centres is subtracted before the curve."]
     return lines + ["", f"![ROC curve]({c.get('roc_png', 'roc.png')})", ""]
