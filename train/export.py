@@ -41,8 +41,9 @@ def card_markdown(card, labels):
     lines = [
         f"# Model card: {card['version']}",
         "",
-        f"A `{card['architecture']}` network ({card['parameters']:,} parameters) trained from scratch on "
-        f"{t['classes']} characters' face crops (`{t['data']}`), input {card['input_size']} x "
+        f"A `{card['architecture']}` network ({card['parameters']:,} parameters) trained "
+        + (f"from the weights of {t['initialised_from']} " if t.get("initialised_from") else "from scratch ")
+        + f"on {t['classes']} characters' face crops (`{t['data']}`), input {card['input_size']} x "
         f"{card['input_size']} RGB.",
         "",
         "## Scores on the held-out test split",
