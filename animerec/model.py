@@ -205,6 +205,10 @@ def load_recognizer(path=None):
         )
     fingerprint = hashlib.sha256((path / MODEL_FILE).read_bytes()).hexdigest()[:16]
     recognizer = Recognizer(model, characters, card, path, fingerprint, _load_cohort(path, card))
+    cohort = recognizer.gallery_calibration.cohort if recognizer.gallery_calibration else None
+    if cohort is not None and cohort.shape[1] != recognizer.embedding_size:
+        raise ModelError(f"{path / COHORT_FILE} holds embeddings of size {cohort.shape[1]} but the model's are of size "
+                         f"{recognizer.embedding_size}: recalibrate it with `python -m train calibrate`.")
     # The first call traces the prediction function, and the first call with another batch
     # size traces it once more with the batch size left open (about 0.3 s each): pay both here,
     # once, not in the first visitors' requests. Not counted as forward passes.
@@ -225,8 +229,9 @@ def _load_cohort(path, card):
     except (OSError, ValueError) as error:
         raise ModelError(f"The model directory {path} names {named} but it cannot be read ({error}): "
                          "copy the whole directory again, or recalibrate it with `python -m train calibrate`.") from None
-    if cohort.ndim != 2:
-        raise ModelError(f"{path / named} should hold one embedding per row; it has shape {cohort.shape}.")
+    if cohort.ndim != 2 or not np.issubdtype(cohort.dtype, np.floating):
+        raise ModelError(f"{path / named} should hold one embedding per row, as floats; it holds {cohort.dtype} "
+                         f"of shape {cohort.shape}: recalibrate it with `python -m train calibrate`.")
     return unit_rows(cohort)
 
 

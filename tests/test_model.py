@@ -4,6 +4,7 @@ says (the crops are read in place from ../shared/data/faces)."""
 import json
 
 import numpy as np
+import pytest
 
 from animerec.crop import resize_square
 from animerec.decode import decode_image
@@ -50,3 +51,22 @@ def test_the_card_unknown_rule_is_reproduced_on_held_out_unknown_faces(recognize
     print(f"\nunknown faces called Unknown: {rejected:.4f} (card: {calibration['test']['unknown_labelled_unknown']})")
     assert abs(rejected - calibration["test"]["unknown_labelled_unknown"]) <= 0.002
     assert recognizer.card["threshold"] == calibration["threshold"]
+
+
+def test_a_missing_or_foreign_gallery_cohort_is_a_sentence(tmp_path):
+    """The card names `cohort.npy`: without it, or with one from another network, loading the
+    model directory says so and what to do, before any face is scored."""
+    import shutil
+
+    from animerec.errors import ModelError
+    from animerec.model import COHORT_FILE, load_recognizer
+    from animerec.paths import model_dir
+
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir(), copy, ignore=shutil.ignore_patterns("training"))
+    (copy / COHORT_FILE).unlink()
+    with pytest.raises(ModelError, match="names cohort.npy but it cannot be read.*recalibrate"):
+        load_recognizer(copy)
+    np.save(copy / COHORT_FILE, np.ones((4, 7), np.float32))
+    with pytest.raises(ModelError, match="embeddings of size 7 but the model's are of size 256"):
+        load_recognizer(copy)
