@@ -292,3 +292,20 @@ def test_the_contrastive_loss_is_small_when_identities_cluster_and_large_when_th
     assert together.shape == (4,) and np.all(together < 0.01) and np.all(apart > 5)
     alone = keras.ops.convert_to_numpy(loss(np.array([0, 1, 2, 3], np.float32), features))
     assert np.all(alone == 0), "a face with no other face of its identity in the batch adds nothing"
+
+
+def test_a_model_directory_trained_again_does_not_inherit_the_last_runs_checkpoints(tmp_path):
+    """The same arguments resume an interrupted run; other arguments, or a finished run (as when
+    the default is fine-tuned from itself), start afresh instead of keeping the old best score."""
+    from train.fit import RUN_FILE, _claim_work_dir
+
+    work, said = tmp_path / "training", []
+    run = {"epochs": 16, "contrastive": 0.0}
+    _claim_work_dir(work, run, said.append)
+    (work / "history.csv").write_text("epoch,val_macro_accuracy\n0,0.94\n")
+    _claim_work_dir(work, run, said.append)  # interrupted, then the same command again
+    assert (work / "history.csv").is_file() and said == []
+    (work / RUN_FILE).write_text(json.dumps({**run, "finished": True}))
+    _claim_work_dir(work, {"epochs": 24, "contrastive": 0.5}, said.append)
+    assert not (work / "history.csv").exists() and "starting afresh" in said[0]
+    assert json.loads((work / RUN_FILE).read_text()) == {"epochs": 24, "contrastive": 0.5}

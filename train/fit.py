@@ -8,6 +8,7 @@ import contextlib
 import datetime
 import json
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from train.evaluate import classification_metrics, confusion_matrix, confusion_p
 from train.export import write_model_dir
 
 WORK_DIR = "training"  # inside the output directory: checkpoints and the resume state
+RUN_FILE = "run.json"  # in WORK_DIR: the arguments of the run whose checkpoints these are
 MARGIN = 0.2  # subtracted from the true class's cosine in training (default network only)
 LABEL_SMOOTHING = 0.1
 UNKNOWN_PER_BATCH = 0.25  # unknown faces added to each batch, as a fraction of its known faces
@@ -50,7 +52,10 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     started = time.time()
     out = Path(out)
     work = out / WORK_DIR
-    work.mkdir(parents=True, exist_ok=True)
+    run = {"data": str(data), "arch": arch, "epochs": epochs, "image_size": image_size, "batch_size": batch_size,
+           "seed": seed, "learning_rate": learning_rate, "split": str(split_file), "unknown": str(unknown),
+           "init": str(init), "init_data": str(init_data), "contrastive": contrastive}
+    _claim_work_dir(work, run, log)
     keras.utils.set_random_seed(seed)
 
     sources = None
@@ -185,6 +190,7 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     if unknown:
         split_files["unknown"] = {part: [unknown_files[i] for i in idx] for part, idx in unknown_split.items()}
     write_model_dir(out, final, faces.classes, card, data, split_files=split_files)
+    (work / RUN_FILE).write_text(json.dumps({**run, "finished": True}, indent=1))  # nothing left to resume
     confusion_png(matrix, faces.classes, out / "confusion.png", title=f"{out.name}: test split")
     return card
 
@@ -193,6 +199,20 @@ def _probabilities(model, images, flip_average, batch_size=256):
     """Probabilities through the page's own function, in batches."""
     return np.concatenate([predict(model, images[i:i + batch_size], flip_average)
                            for i in range(0, len(images), batch_size)])
+
+
+def _claim_work_dir(work, run, log):
+    """Make `work` this run's: an interrupted run with the same arguments resumes from it, and
+    anything else there (a finished run, or another run's checkpoints, as when a model directory
+    is fine-tuned from itself) is cleared, so that its best score and checkpoint cannot pass for
+    this run's."""
+    path = work / RUN_FILE
+    previous = json.loads(path.read_text()) if path.is_file() else None
+    if previous != run and work.is_dir() and any(work.iterdir()):
+        log(f"{work} holds the checkpoints of another run: starting afresh")
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(run, indent=1))
 
 
 def read_split(path, files):
