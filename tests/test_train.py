@@ -177,7 +177,8 @@ def test_unknown_faces_train_a_cosine_head_and_calibrate_writes_the_card(shapes,
     rings and bars the characters to enrol), then `calibrate`: the mechanics, end to end."""
     from animerec.model import load_recognizer
     from train.calibrate import calibrate
-    from train.fit import copy_weights, fit
+    from train.finetune import copy_weights
+    from train.fit import fit
 
     unknown = write_shapes(tmp_path / "unknown", per_class=80, shapes=("cross",), flat=True)
     fewshot = write_shapes(tmp_path / "fewshot", per_class=16, shapes=("ring", "bar"), seed=1)
@@ -242,7 +243,7 @@ def test_calibration_says_when_the_scenes_folder_has_too_few_illustrations(tmp_p
 def test_the_margin_loss_lowers_the_true_class_and_leaves_a_uniform_target_alone():
     import keras
 
-    from train.fit import margin_loss
+    from train.losses import margin_loss
 
     probabilities = np.array([[0.7, 0.2, 0.1]], np.float32)
     plain, margin = margin_loss(0.0, smoothing=0.0), margin_loss(0.2, smoothing=0.0)
@@ -270,7 +271,7 @@ def test_fine_tuning_adds_new_characters_after_the_old_ones_and_keeps_their_test
     import keras
 
     from train.architectures import make_model
-    from train.fit import copy_weights
+    from train.finetune import copy_weights
 
     grown = make_model("seed", 32, 5)
     copy_weights(init, grown)  # the old characters' columns of the class layer start where they were
@@ -283,7 +284,7 @@ def test_fine_tuning_adds_new_characters_after_the_old_ones_and_keeps_their_test
 def test_the_contrastive_loss_is_small_when_identities_cluster_and_large_when_they_do_not():
     import keras
 
-    from train.fit import contrastive_loss
+    from train.losses import contrastive_loss
 
     features = np.array([[1, 0], [1, 0.1], [0, 1], [0.1, 1]], np.float32)
     loss = contrastive_loss(temperature=0.1)
@@ -297,15 +298,15 @@ def test_the_contrastive_loss_is_small_when_identities_cluster_and_large_when_th
 def test_a_model_directory_trained_again_does_not_inherit_the_last_runs_checkpoints(tmp_path):
     """The same arguments resume an interrupted run; other arguments, or a finished run (as when
     the default is fine-tuned from itself), start afresh instead of keeping the old best score."""
-    from train.fit import RUN_FILE, _claim_work_dir
+    from train.progress import RUN_FILE, claim_work_dir
 
     work, said = tmp_path / "training", []
     run = {"epochs": 16, "contrastive": 0.0}
-    _claim_work_dir(work, run, said.append)
+    claim_work_dir(work, run, said.append)
     (work / "history.csv").write_text("epoch,val_macro_accuracy\n0,0.94\n")
-    _claim_work_dir(work, run, said.append)  # interrupted, then the same command again
+    claim_work_dir(work, run, said.append)  # interrupted, then the same command again
     assert (work / "history.csv").is_file() and said == []
     (work / RUN_FILE).write_text(json.dumps({**run, "finished": True}))
-    _claim_work_dir(work, {"epochs": 24, "contrastive": 0.5}, said.append)
+    claim_work_dir(work, {"epochs": 24, "contrastive": 0.5}, said.append)
     assert not (work / "history.csv").exists() and "starting afresh" in said[0]
     assert json.loads((work / RUN_FILE).read_text()) == {"epochs": 24, "contrastive": 0.5}

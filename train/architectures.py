@@ -58,7 +58,7 @@ def make_model(arch, image_size, num_classes, seed=None):
 
 # The default network's logits are COSINE_SCALE times the cosine between the unit-length face
 # embedding and one unit-length prototype per character (CosFace, Wang et al. 2018). Training
-# subtracts a margin from the true class's cosine (train.fit.margin_loss), which packs each
+# subtracts a margin from the true class's cosine (train.losses.margin_loss), which packs each
 # character's faces around its prototype: the cosine then says how close a face is to a known
 # character, and a face enrolled later is compared with the same kind of number.
 COSINE_SCALE = 30.0

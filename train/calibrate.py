@@ -36,9 +36,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from animerec.calibration import GalleryScore, Logistic, auroc, fit_logistic, roc_curve
 from animerec.model import CARD_FILE, CARD_MARKDOWN, COHORT_FILE, LABELS_FILE, Outputs, load_recognizer, unit_rows
-from train.dataset import degrade, load_faces, load_unlabelled, split_unlabelled
+from train.dataset import degrade, load_faces, load_unlabelled, read_split, read_unknown_split, split_unlabelled
 from train.export import card_markdown
-from train.fit import read_split, read_unknown_split
 
 DEGRADED_SIZE = 64
 SHOTS = (1, 3, 5)

@@ -195,3 +195,24 @@ def split_indices(labels, images, seed=0, fractions=(0.70, 0.15, 0.15)):
                 taken[target] += len(idx)
             parts[target].extend(idx.tolist())
     return {name: np.array(sorted(parts[name]), dtype=np.int64) for name in SPLITS}
+
+
+def read_split(path, files):
+    """Indices of `files` in each part of a `split.json` ({"train": [file, ...], ...})."""
+    named = json.loads(Path(path).read_text())
+    return _indices(named, SPLITS, files, path)
+
+
+def read_unknown_split(path, files):
+    """Indices of the unknown faces `files` in each part of a `split.json`'s "unknown" entry,
+    or None when it has none."""
+    named = json.loads(Path(path).read_text()).get("unknown")
+    return _indices(named, tuple(named), files, path) if named else None
+
+
+def _indices(named, parts, files, path):
+    index = {f: i for i, f in enumerate(files)}
+    missing = [f for part in parts for f in named[part] if f not in index]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} files of the split {path} are not in the data, e.g. {missing[0]}.")
+    return {part: np.array(sorted(index[f] for f in named[part]), dtype=np.int64) for part in parts}

@@ -1,0 +1,53 @@
+"""The training batches `train fit` feeds the network, built with NumPy only so they feed any
+backend."""
+
+import keras
+import numpy as np
+
+from train.dataset import degrade
+
+UNKNOWN_PER_BATCH = 0.25  # unknown faces added to each batch, as a fraction of its known faces
+UNKNOWN_WEIGHT = 0.5  # the loss weight of each unknown face
+DEGRADE_SIZE, DEGRADE_FRACTION = 64, 0.3  # a share of known training faces is made this blurry
+
+
+class TrainingBatches(keras.utils.PyDataset):
+    """Shuffled batches of known faces (one-hot target, class weight), a share of them made
+    blurry (see `train.dataset.degrade`), each joined by unknown faces with a uniform target.
+    NumPy only, so it feeds any backend."""
+
+    def __init__(self, images, labels, num_classes, weights, batch_size, unknown, seed, identities=False):
+        super().__init__()
+        self.identities = identities
+        self.images, self.labels, self.num_classes = images, labels, num_classes
+        self.weights, self.batch_size, self.unknown = weights.astype(np.float32), batch_size, unknown
+        self.rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def __len__(self):
+        return int(np.ceil(len(self.labels) / self.batch_size))
+
+    def on_epoch_end(self):
+        self.order = self.rng.permutation(len(self.labels))
+
+    def __getitem__(self, index):
+        idx = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        x = self.images[idx].copy()
+        blur = self.rng.random(len(idx)) < DEGRADE_FRACTION
+        if blur.any():
+            x[blur] = degrade(x[blur], DEGRADE_SIZE)
+        y = keras.utils.to_categorical(self.labels[idx], self.num_classes).astype(np.float32)
+        w = self.weights[idx]
+        ids = self.labels[idx].astype(np.float32)
+        extra = int(round(UNKNOWN_PER_BATCH * len(idx))) if len(self.unknown) else 0
+        if extra:
+            chosen = self.rng.integers(0, len(self.unknown), extra)
+            if self.identities:  # each unknown face twice: the model augments the copies differently
+                chosen = np.repeat(chosen[: (extra + 1) // 2], 2)[:extra]
+            x = np.concatenate([x, self.unknown[chosen]])
+            y = np.concatenate([y, np.full((extra, self.num_classes), 1 / self.num_classes, np.float32)])
+            w = np.concatenate([w, np.full(extra, UNKNOWN_WEIGHT, np.float32)])
+            ids = np.concatenate([ids, (self.num_classes + chosen).astype(np.float32)])
+        if self.identities:
+            return x, (y, ids), (w, np.ones(len(ids), np.float32))
+        return x, y, w
