@@ -219,12 +219,12 @@ def test_calibration_splits_the_scenes_by_illustration(data, recognizer, detecto
     """Half the illustrations of `scenes/` calibrate the unknown rule, the other half judge it:
     every face the page's detector finds lands in exactly one half, with its whole picture."""
     from animerec.decode import decode_image
-    from train.calibrate import _detected_faces
+    from train.scenes import detected_faces
 
     names = ["101.jpg", "102.jpg", "103.jpg", "105.jpg", "133.jpg"]
     for name in names:
         (tmp_path / name).write_bytes((data / "scenes" / name).read_bytes())
-    found = _detected_faces(recognizer, tmp_path, np.random.default_rng(1))
+    found = detected_faces(recognizer, tmp_path, np.random.default_rng(1))
     assert (found["calibration_images"], found["test_images"]) == (2, 3)
     faces = sum(len(detector.detect(decode_image((tmp_path / n).read_bytes()))) for n in names)
     calibration, test = found["calibration"], found["test"]
@@ -233,11 +233,11 @@ def test_calibration_splits_the_scenes_by_illustration(data, recognizer, detecto
 
 
 def test_calibration_says_when_the_scenes_folder_has_too_few_illustrations(tmp_path):
-    from train.calibrate import _detected_faces
+    from train.scenes import detected_faces
 
     (tmp_path / "only.jpg").write_bytes(b"")
     with pytest.raises(FileNotFoundError, match="has 1 illustrations .* at least two"):
-        _detected_faces(None, tmp_path, np.random.default_rng(0))
+        detected_faces(None, tmp_path, np.random.default_rng(0))
 
 
 def test_the_margin_loss_lowers_the_true_class_and_leaves_a_uniform_target_alone():

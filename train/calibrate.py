@@ -38,9 +38,10 @@ from animerec.calibration import GalleryScore, Logistic, auroc, fit_logistic, ro
 from animerec.model import CARD_FILE, CARD_MARKDOWN, COHORT_FILE, LABELS_FILE, Outputs, load_recognizer, unit_rows
 from train.dataset import degrade, load_faces, load_unlabelled, read_split, read_unknown_split, split_unlabelled
 from train.export import card_markdown
+from train.fewshot import SHOTS, draw_episode, judge_fewshot, split_each_class
+from train.scenes import detected_faces, judge_scene_faces
 
 DEGRADED_SIZE = 64
-SHOTS = (1, 3, 5)
 ROC_FILE = "roc.png"
 COHORT_CENTRES = 128  # centres of strangers' embeddings in the gallery's cohort
 COHORT_TOP = 10  # a face's cosines to its nearest centres that are averaged
@@ -73,7 +74,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
         return Outputs(*(None if parts[0][k] is None else np.concatenate([p[k] for p in parts]) for k in range(3)))
 
     # Its own generator, so that adding the scenes changes no other draw.
-    scene_faces = _detected_faces(recognizer, scenes, np.random.default_rng(seed + 1)) if scenes else None
+    scene_faces = detected_faces(recognizer, scenes, np.random.default_rng(seed + 1)) if scenes else None
     known = {part: (run(faces.images[split[part]]), faces.labels[split[part]]) for part in ("val", "test")}
     strangers = {part: run(unknown_images[unknown_split[part]]) for part in ("calibration", "test")}
     newcomers = run(few.images)
@@ -89,7 +90,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
     # The model's curve and the threshold. Faces of the few-shot characters' calibration quarter
     # are negatives too: drawn unlike `unknown/`, they keep the curve honest about characters
     # from elsewhere, and about the faces the gallery should win.
-    halves = _halves(few.labels, rng, share=0.25)
+    halves = split_each_class(few.labels, rng, share=0.25)
     val_outputs, val_labels = known["val"]
     raw_known, raw_unknown = recognizer.raw_scores(val_outputs), recognizer.raw_scores(strangers["calibration"])
     raw_newcomers = recognizer.raw_scores(newcomers)[halves[0]]
@@ -114,7 +115,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
     stranger_cosines = [[] for _ in stranger_kinds]
     for shots in SHOTS:
         for _ in range(max(1, draws // 4)):
-            episode = _episode(newcomers.embeddings, few.labels, halves[0], shots, rng, skip_small=True)
+            episode = draw_episode(newcomers.embeddings, few.labels, halves[0], shots, rng, skip_small=True)
             if episode is None:
                 continue
             prototypes, queries, query_labels = episode
@@ -171,11 +172,11 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
             "known_accuracy_ignoring_threshold": round(float((test_outputs.probabilities.argmax(axis=1) == test_labels).mean()), 4),
         },
     }
-    result["fewshot"] = _judge_fewshot(score, newcomers, few, halves[1], strangers["test"],
+    result["fewshot"] = judge_fewshot(score, newcomers, few, halves[1], strangers["test"],
                                        (test_outputs, test_labels), threshold, gallery_curve, draws, rng,
                                        scene_faces["test"] if scene_faces else None)
     if scene_faces:
-        result["scenes"] = _judge_scene_faces(scene_faces, score, threshold, (gallery_curve, newcomers, few))
+        result["scenes"] = judge_scene_faces(scene_faces, score, threshold, (gallery_curve, newcomers, few))
     np.save(model_path / COHORT_FILE, cohort.astype(np.float32), allow_pickle=False)
     _roc_png(fpr, tpr, named_tpr, result, model_path / ROC_FILE, recognizer.version)
     result["roc_png"] = ROC_FILE
@@ -194,137 +195,6 @@ def spherical_kmeans(embeddings, centres, rng, iterations=30):
         found = unit_rows(np.stack([embeddings[nearest == j].mean(axis=0) if (nearest == j).any() else found[j]
                                     for j in range(len(found))]))
     return found
-
-
-def _halves(labels, rng, share):
-    """Two index arrays splitting each class of `labels` at random, `share` (at least one face)
-    in the first."""
-    first, second = [], []
-    for c in np.unique(labels):
-        members = rng.permutation(np.nonzero(labels == c)[0])
-        cut = max(1, int(share * len(members)))
-        first.extend(members[:cut])
-        second.extend(members[cut:])
-    return np.array(sorted(first)), np.array(sorted(second))
-
-
-def _episode(embeddings, labels, pool, shots, rng, skip_small=False):
-    """Draw `shots` faces per class from `pool` to enrol; the rest of the pool are queries.
-    Returns (prototypes (C, D), query indices, query labels as class positions), or None when a
-    class has too few faces (with `skip_small`, such classes are left out of the episode)."""
-    classes = np.array([c for c in np.unique(labels[pool]) if not skip_small or (labels[pool] == c).sum() > shots])
-    if len(classes) == 0:
-        return None
-    prototypes, queries = [], []
-    for c in classes:
-        members = rng.permutation(pool[labels[pool] == c])
-        if len(members) <= shots:
-            return None
-        mean = embeddings[members[:shots]].mean(axis=0)
-        prototypes.append(mean / max(np.linalg.norm(mean), 1e-12))
-        queries.extend(members[shots:])
-    queries = np.array(queries)
-    positions = np.searchsorted(classes, labels[queries])
-    return np.stack(prototypes), queries, positions
-
-
-def _judge_fewshot(score_of, newcomers, few, pool, unknown_outputs, known, threshold, curve, draws, rng,
-                   scene_outputs=None):
-    """k-shot accuracy among new characters with the model and the unknown rule in play, and
-    what the gallery does to unknown and known faces (and to the faces found in the held-out
-    scenes), on the held-out half."""
-    from animerec.recognize import gallery_score
-
-    model_scores = score_of(newcomers)
-    unknown_model = score_of(unknown_outputs)
-    known_outputs, known_labels = known
-    known_model = score_of(known_outputs)
-    known_right = known_outputs.probabilities.argmax(axis=1) == known_labels
-    scene_model = score_of(scene_outputs) if scene_outputs is not None else None
-    table = {}
-    for shots in SHOTS:
-        accuracy, closed, rejected, kept, scenes_rejected = [], [], [], [], []
-        for _ in range(draws):
-            episode = _episode(newcomers.embeddings, few.labels, pool, shots, rng)
-            if episode is None:
-                continue
-            prototypes, queries, positions = episode
-
-            def best(embeddings):
-                similarity = embeddings @ prototypes.T
-                return similarity.argmax(axis=1), gallery_score(similarity.max(axis=1), embeddings, curve)
-
-            nearest, score = best(newcomers.embeddings[queries])
-            closed.append(np.mean(nearest == positions))
-            gallery_wins = score > model_scores[queries]
-            accuracy.append(np.mean(gallery_wins & (nearest == positions) & (score >= threshold)))
-            _, score = best(unknown_outputs.embeddings)
-            rejected.append(np.mean(np.maximum(score, unknown_model) < threshold))
-            _, score = best(known_outputs.embeddings)
-            kept.append(np.mean(known_right & (known_model >= score) & (known_model >= threshold)))
-            if scene_outputs is not None and len(scene_outputs.embeddings):
-                _, score = best(scene_outputs.embeddings)
-                scenes_rejected.append(np.mean(np.maximum(score, scene_model) < threshold))
-        if not accuracy:
-            continue  # a character has no more than `shots` held-out faces
-        table[f"{shots}-shot"] = {
-            "draws": len(accuracy),
-            "top1_accuracy": round(float(np.mean(accuracy)), 4),
-            "top1_accuracy_p5_p95": [round(float(np.percentile(accuracy, 5)), 4), round(float(np.percentile(accuracy, 95)), 4)],
-            "top1_among_new_characters_only": round(float(np.mean(closed)), 4),
-            "unknown_labelled_unknown": round(float(np.mean(rejected)), 4),
-            "known_keep_correct_name": round(float(np.mean(kept)), 4),
-        }
-        if scenes_rejected:
-            table[f"{shots}-shot"]["scene_faces_labelled_unknown"] = round(float(np.mean(scenes_rejected)), 4)
-    table["characters"] = len(few.classes)
-    table["held_out_faces"] = int(len(pool))
-    return table
-
-
-def _detected_faces(recognizer, scenes, rng):
-    """The faces the page's detector finds in the illustrations of `scenes` (`*.jpg`), split
-    by illustration into halves at random: {"calibration": Outputs, "test": Outputs, and the
-    count of illustrations in each}. Nobody in them is one of the model's characters."""
-    from animerec import defaults
-    from animerec.crop import crop_faces
-    from animerec.decode import decode_image
-    from animerec.detect import load_detector
-
-    paths = sorted(Path(scenes).glob("*.jpg"))
-    if len(paths) < 2:
-        raise FileNotFoundError(f"{scenes} has {len(paths)} illustrations (*.jpg); the scenes need at least two, "
-                                "one half to calibrate and one to judge.")
-    detector = load_detector()
-    order = rng.permutation(len(paths))
-    halves = {"calibration": sorted(order[: len(paths) // 2]), "test": sorted(order[len(paths) // 2:])}
-    found = {}
-    for part, indices in halves.items():
-        crops = []
-        for i in indices:
-            image = decode_image(paths[i].read_bytes())
-            crops.append(crop_faces(image, detector.detect(image), recognizer.input_size, margin=defaults.CROP_MARGIN))
-        found[part] = recognizer.run(np.concatenate(crops))
-        found[f"{part}_images"] = len(indices)
-    return found
-
-
-def _judge_scene_faces(scene_faces, score_of, threshold, gallery):
-    """How many faces found in the held-out scenes are called Unknown, with the model alone
-    and with all eight few-shot characters enrolled from every one of their faces."""
-    from animerec.recognize import gallery_score
-
-    outputs = scene_faces["test"]
-    model = score_of(outputs)
-    curve, newcomers, few = gallery
-    prototypes = np.stack([newcomers.embeddings[few.labels == c].mean(axis=0) for c in range(len(few.classes))])
-    prototypes /= np.linalg.norm(prototypes, axis=1, keepdims=True)
-    both = np.maximum(model, gallery_score((outputs.embeddings @ prototypes.T).max(axis=1), outputs.embeddings, curve))
-    return {"images": scene_faces["test_images"], "faces_found": int(len(model)),
-            "calibration_images": scene_faces["calibration_images"],
-            "calibration_faces": int(len(scene_faces["calibration"].probabilities)),
-            "labelled_unknown": round(float((model < threshold).mean()), 4),
-            "labelled_unknown_with_fewshot_gallery": round(float((both < threshold).mean()), 4)}
 
 
 def _roc_png(fpr, tpr, named_tpr, result, path, version):

@@ -1,0 +1,50 @@
+"""Faces the page's own detector finds in `scenes/` illustrations, whose characters are in no
+training set: strangers as the page meets them, and the detector's false hits."""
+
+from pathlib import Path
+
+import numpy as np
+
+from animerec import defaults
+from animerec.crop import crop_faces
+from animerec.decode import decode_image
+from animerec.detect import load_detector
+from animerec.recognize import gallery_score
+
+
+def detected_faces(recognizer, scenes, rng):
+    """The faces the page's detector finds in the illustrations of `scenes` (`*.jpg`), split
+    by illustration into halves at random: {"calibration": Outputs, "test": Outputs, and the
+    count of illustrations in each}. Nobody in them is one of the model's characters."""
+    paths = sorted(Path(scenes).glob("*.jpg"))
+    if len(paths) < 2:
+        raise FileNotFoundError(f"{scenes} has {len(paths)} illustrations (*.jpg); the scenes need at least two, "
+                                "one half to calibrate and one to judge.")
+    detector = load_detector()
+    order = rng.permutation(len(paths))
+    halves = {"calibration": sorted(order[: len(paths) // 2]), "test": sorted(order[len(paths) // 2:])}
+    found = {}
+    for part, indices in halves.items():
+        crops = []
+        for i in indices:
+            image = decode_image(paths[i].read_bytes())
+            crops.append(crop_faces(image, detector.detect(image), recognizer.input_size, margin=defaults.CROP_MARGIN))
+        found[part] = recognizer.run(np.concatenate(crops))
+        found[f"{part}_images"] = len(indices)
+    return found
+
+
+def judge_scene_faces(scene_faces, score_of, threshold, gallery):
+    """How many faces found in the held-out scenes are called Unknown, with the model alone
+    and with all eight few-shot characters enrolled from every one of their faces."""
+    outputs = scene_faces["test"]
+    model = score_of(outputs)
+    curve, newcomers, few = gallery
+    prototypes = np.stack([newcomers.embeddings[few.labels == c].mean(axis=0) for c in range(len(few.classes))])
+    prototypes /= np.linalg.norm(prototypes, axis=1, keepdims=True)
+    both = np.maximum(model, gallery_score((outputs.embeddings @ prototypes.T).max(axis=1), outputs.embeddings, curve))
+    return {"images": scene_faces["test_images"], "faces_found": int(len(model)),
+            "calibration_images": scene_faces["calibration_images"],
+            "calibration_faces": int(len(scene_faces["calibration"].probabilities)),
+            "labelled_unknown": round(float((model < threshold).mean()), 4),
+            "labelled_unknown_with_fewshot_gallery": round(float((both < threshold).mean()), 4)}
