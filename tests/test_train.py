@@ -310,3 +310,30 @@ def test_a_model_directory_trained_again_does_not_inherit_the_last_runs_checkpoi
     claim_work_dir(work, {"epochs": 24, "contrastive": 0.5}, said.append)
     assert not (work / "history.csv").exists() and "starting afresh" in said[0]
     assert json.loads((work / RUN_FILE).read_text()) == {"epochs": 24, "contrastive": 0.5}
+
+
+def test_each_training_batch_adds_a_quarter_of_unknown_faces_with_a_uniform_target():
+    from train.batches import UNKNOWN_PER_BATCH, UNKNOWN_WEIGHT, TrainingBatches
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
+    labels = np.arange(40) % 4
+    unknown = rng.integers(0, 256, (10, 16, 16, 3), dtype=np.uint8)
+    weights = np.linspace(0.5, 2.0, 40)
+    batches = TrainingBatches(images, labels, 4, weights, 16, unknown, seed=0)
+    assert len(batches) == 3  # 16 + 16 + 8 known faces
+    x, y, w = batches[0]
+    extra = round(UNKNOWN_PER_BATCH * 16)
+    assert x.shape == (16 + extra, 16, 16, 3) and x.dtype == np.uint8
+    assert y.shape == (16 + extra, 4) and np.allclose(y.sum(axis=1), 1)
+    assert np.all(y[:16].max(axis=1) == 1), "known faces are one-hot"
+    assert np.allclose(y[16:], 0.25) and np.allclose(w[16:], UNKNOWN_WEIGHT)
+    np.testing.assert_array_equal(y[:16].argmax(axis=1), labels[batches.order[:16]])
+    np.testing.assert_allclose(w[:16], weights[batches.order[:16]].astype(np.float32))
+
+    x, (y, ids), (w, contrastive_w) = TrainingBatches(images, labels, 4, weights, 16, unknown, seed=0,
+                                                      identities=True)[0]
+    assert np.all(ids[16:] >= 4), "unknown faces are identities of their own, after the classes"
+    assert np.all(ids[16::2] == ids[17::2]), "each unknown face comes twice, so it has a positive"
+    np.testing.assert_array_equal(x[16::2], x[17::2])
+    assert len(contrastive_w) == len(ids)
