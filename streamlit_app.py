@@ -387,7 +387,8 @@ def _chart(face, colour):
         alt.Chart(data, height=height)
         .mark_bar(color=colour, stroke="black", strokeWidth=0.5)
         .encode(
-            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", title=None)),
+            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]),
+                    axis=alt.Axis(format="%", title=None, values=[0, 0.5, 1])),  # the same ticks on every chart
             y=alt.Y("character:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=180)),
             tooltip=["character", alt.Tooltip("probability:Q", format=".1%")],
         )

@@ -235,10 +235,11 @@ def _expand(paths):
 def _save_annotated(image, faces, path, folder):
     from PIL import Image
 
-    from animerec.draw import draw_faces
+    from animerec.draw import display_copy, draw_faces
 
     folder.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(draw_faces(image, faces)).save(folder / f"{path.stem}.annotated.png")
+    shown, scale = display_copy(image)  # a thumbnail or a crop is enlarged so its captions fit
+    Image.fromarray(draw_faces(shown, faces, scale)).save(folder / f"{path.stem}.annotated.png")
 
 
 def _print_text(path, faces):

@@ -23,5 +23,9 @@ CROP_MARGIN = 0.2  # of the box's width and height, added on every side
 THRESHOLD = 0.5  # used when the model's card names none
 TOP_K = 3
 
+# Drawing: a smaller image is enlarged to this longer side before its boxes and names are drawn,
+# so that a caption fits and stays sharp on a thumbnail or a face crop.
+ANNOTATED_MIN_SIDE = 512
+
 # Decoding: refuse images whose header declares more pixels than this.
 MAX_PIXELS = 40_000_000

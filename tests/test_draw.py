@@ -24,7 +24,32 @@ def test_boxes_are_scaled_onto_a_display_copy():
     assert shown.shape == (500, 2000, 3) and scale == 0.5
     drawn = draw_faces(shown, [face((2000, 400, 200, 200))], scale)
     assert (drawn[:, :, :] != 255).any(axis=2)[200 + 50, 1000 - 1]
-    assert display_copy(np.zeros((10, 20, 3), np.uint8), 2048)[1] == 1.0
+    assert display_copy(np.zeros((600, 800, 3), np.uint8), 2048)[1] == 1.0
+
+
+def test_a_face_crop_is_enlarged_so_that_its_caption_fits_inside_it():
+    crop = np.full((64, 48, 3), 255, np.uint8)
+    shown, scale = display_copy(crop, 2048)
+    assert shown.shape == (512, 384, 3) and scale == 8.0
+    named = face((2, 2, 44, 60), name="Suzukaze Aoba", score=0.95)
+    drawn = draw_faces(shown, [named], scale)
+    assert drawn.shape == shown.shape
+    assert (drawn[:, -1] == 255).all(), "the caption stops short of the right edge"
+
+
+def test_a_caption_too_wide_for_the_image_is_drawn_smaller_or_as_the_number_alone():
+    from PIL import Image, ImageDraw
+
+    from animerec.draw import _fitting_caption
+
+    draw = ImageDraw.Draw(Image.new("RGB", (10, 10)))
+    long = face((0, 0, 5, 5), name="Elizabeth Rose Bloodflame", score=0.93)
+    caption, font = _fitting_caption(draw, 0, long, 20, 1000)
+    assert caption == "1 Elizabeth Rose Bloodflame 93%" and font.size == 20
+    caption, font = _fitting_caption(draw, 0, long, 20, 150)
+    left, _, right, _ = draw.textbbox((0, 0), caption, font=font)
+    assert caption == "1 Elizabeth Rose Bloodflame 93%" and 10 <= font.size < 20 and right - left <= 150
+    assert _fitting_caption(draw, 0, long, 20, 60)[0] == "1"
 
 
 def test_colours_and_captions():
