@@ -270,9 +270,11 @@ def about_ui(recognizer):
         card = recognizer.card
         test = card.get("metrics", {}).get("test", {})
         training = card.get("training", {})
+        start = training.get("initialised_from")
         st.markdown(
-            f"**Version** `{recognizer.version}`: a `{card.get('architecture', '?')}` network trained from "
-            f"scratch on {training.get('classes', len(recognizer.characters))} characters' face crops, "
+            f"**Version** `{recognizer.version}`: a `{card.get('architecture', '?')}` network trained "
+            + (f"further from `{start}`" if start else "from scratch")
+            + f" on {training.get('classes', len(recognizer.characters))} characters' face crops, "
             f"{card.get('input_size', recognizer.input_size)} px input."
         )
         if test:
@@ -283,7 +285,8 @@ def about_ui(recognizer):
             )
         if training:
             st.markdown(
-                f"Trained for {training.get('epochs_run', '?')} epochs (best at {training.get('best_epoch', '?')}) "
+                f"Trained for {training.get('epochs_run', '?')}{' more' if start else ''} epochs "
+                f"(best at {training.get('best_epoch', '?')}) "
                 f"with {training.get('optimizer', '?')}; {training.get('loss', '')}. Score: {card.get('score', '?')}."
             )
         calibration = card.get("calibration")

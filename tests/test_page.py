@@ -3,6 +3,7 @@
 Forward passes are counted from the real recogniser's own log lines, not by timing.
 """
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -13,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from animerec import decode_image
 from animerec.detection_eval import read_boxes
+from animerec.paths import model_dir
 from conftest import encode
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
@@ -45,6 +47,8 @@ def test_the_page_opens_with_the_model_card(page):
     about = page.expander[0]
     text = " ".join(m.value for m in about.markdown)
     assert "held-out test faces" in text and "%" in text
+    start = json.loads((model_dir() / "card.json").read_text(encoding="utf-8"))["training"].get("initialised_from")
+    assert (f"further from `{start}`" if start else "from scratch") in text, "a fine-tuned model does not claim scratch"
     assert len(about.dataframe[0].value) >= 2  # the characters the model knows
 
 
