@@ -273,7 +273,7 @@ def about_ui(recognizer):
         start = training.get("initialised_from")
         st.markdown(
             f"**Version** `{recognizer.version}`: a `{card.get('architecture', '?')}` network trained "
-            + (f"further from `{start}`" if start else "from scratch")
+            + (f"from the weights of `{start}`" if start else "from scratch")
             + f" on {training.get('classes', len(recognizer.characters))} characters' face crops, "
             f"{card.get('input_size', recognizer.input_size)} px input."
         )

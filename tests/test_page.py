@@ -48,7 +48,7 @@ def test_the_page_opens_with_the_model_card(page):
     text = " ".join(m.value for m in about.markdown)
     assert "held-out test faces" in text and "%" in text
     start = json.loads((model_dir() / "card.json").read_text(encoding="utf-8"))["training"].get("initialised_from")
-    assert (f"further from `{start}`" if start else "from scratch") in text, "a fine-tuned model does not claim scratch"
+    assert (f"from the weights of `{start}`" if start else "from scratch") in text, "a fine-tuned model does not claim scratch"
     assert len(about.dataframe[0].value) >= 2  # the characters the model knows
 
 
