@@ -182,12 +182,17 @@ def test_unknown_faces_train_a_cosine_head_and_calibrate_writes_the_card(shapes,
 
     unknown = write_shapes(tmp_path / "unknown", per_class=80, shapes=("cross",), flat=True)
     fewshot = write_shapes(tmp_path / "fewshot", per_class=16, shapes=("ring", "bar"), seed=1)
+    scenes = _tiny_scenes(tmp_path / "scenes")
     out = tmp_path / "cosine"
     card = fit(shapes, out, arch="default", epochs=2, image_size=32, batch_size=32, cache_dir=None,
-               unknown=unknown, contrastive=0.5, log=QUIET)
+               unknown=unknown, contrastive=0.5, non_faces=scenes, log=QUIET)
     assert "uniform target" in card["training"]["loss"] and "cosine margin" in card["training"]["loss"]
-    assert "contrastive" in card["training"]["loss"]
+    assert "contrastive" in card["training"]["loss"] and "pictures with no face" in card["training"]["loss"]
     split = json.loads((out / "split.json").read_text())
+    from train.scenes import scene_halves
+
+    halves = {part: [path.name for path in paths] for part, paths in scene_halves(scenes).items()}
+    assert split["non_faces"] == halves["calibration"], "only the half calibrate does not judge on"
     parts = [set(split["unknown"][p]) for p in ("train", "calibration", "test")]
     assert sum(map(len, parts)) == 80 and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
 
@@ -214,17 +219,43 @@ def test_unknown_faces_train_a_cosine_head_and_calibrate_writes_the_card(shapes,
     np.testing.assert_allclose(np.linalg.norm(outputs.embeddings, axis=1), 1.0, atol=1e-5)
     assert np.all((recognizer.scores(outputs) >= 0) & (recognizer.scores(outputs) < 1))
 
+    head = tmp_path / "head"  # only the layers after the pooled features learn
+    fit(shapes, head, arch="default", epochs=1, image_size=32, batch_size=32, cache_dir=None,
+        split_file=out / "split.json", unknown=unknown, init=out, frozen_backbone=True, log=QUIET)
+    before, after = (keras.models.load_model(d / "model.keras") for d in (out, head))
+    for layer in ("stem", "s3b1_conv2"):
+        np.testing.assert_array_equal(after.get_layer(layer).get_weights()[0], before.get_layer(layer).get_weights()[0])
+    assert not np.array_equal(after.get_layer("embedding").get_weights()[0], before.get_layer("embedding").get_weights()[0])
+    with pytest.raises(ValueError, match="needs --init"):
+        fit(shapes, tmp_path / "nothing", frozen_backbone=True, log=QUIET)
+
+    split["non_faces"].append(halves["test"][0])  # as if it had trained on a picture that judges it
+    (out / "split.json").write_text(json.dumps(split))
+    with pytest.raises(ValueError, match="trained on backgrounds of 1 illustrations that calibrate keeps for judging"):
+        calibrate(out, shapes, unknown, fewshot, scenes, draws=5, cache_dir=None, log=QUIET)
+
+
+def _tiny_scenes(root):
+    """Six 96 x 80 'illustrations' with a marked box in each, as `scenes/` holds them."""
+    root.mkdir()
+    rows = ["file,x,y,w,h"]
+    for i in range(6):
+        Image.fromarray(np.full((80, 96, 3), 40 * i, np.uint8)).save(root / f"{i}.jpg")
+        rows.append(f"{i}.jpg,10,10,20,20")
+    (root / "boxes.csv").write_text("\n".join(rows) + "\n")
+    return root
+
 
 def test_calibration_splits_the_scenes_by_illustration(data, recognizer, detector, tmp_path):
     """Half the illustrations of `scenes/` calibrate the unknown rule, the other half judge it:
     every face the page's detector finds lands in exactly one half, with its whole picture."""
     from animerec.decode import decode_image
-    from train.scenes import detected_faces
+    from train.scenes import detected_faces, scene_halves
 
     names = ["101.jpg", "102.jpg", "103.jpg", "105.jpg", "133.jpg"]
     for name in names:
         (tmp_path / name).write_bytes((data / "scenes" / name).read_bytes())
-    found = detected_faces(recognizer, tmp_path, np.random.default_rng(1))
+    found = detected_faces(recognizer, scene_halves(tmp_path))
     assert (found["calibration_images"], found["test_images"]) == (2, 3)
     faces = sum(len(detector.detect(decode_image((tmp_path / n).read_bytes()))) for n in names)
     calibration, test = found["calibration"], found["test"]
@@ -233,11 +264,11 @@ def test_calibration_splits_the_scenes_by_illustration(data, recognizer, detecto
 
 
 def test_calibration_says_when_the_scenes_folder_has_too_few_illustrations(tmp_path):
-    from train.scenes import detected_faces
+    from train.scenes import scene_halves
 
     (tmp_path / "only.jpg").write_bytes(b"")
     with pytest.raises(FileNotFoundError, match="has 1 illustrations .* at least two"):
-        detected_faces(None, tmp_path, np.random.default_rng(0))
+        scene_halves(tmp_path)
 
 
 def test_the_margin_loss_lowers_the_true_class_and_leaves_a_uniform_target_alone():
@@ -313,7 +344,7 @@ def test_a_model_directory_trained_again_does_not_inherit_the_last_runs_checkpoi
 
 
 def test_each_training_batch_adds_a_quarter_of_unknown_faces_with_a_uniform_target():
-    from train.batches import UNKNOWN_PER_BATCH, UNKNOWN_WEIGHT, TrainingBatches
+    from train.batches import NON_FACES_PER_BATCH, UNKNOWN_PER_BATCH, UNKNOWN_WEIGHT, TrainingBatches
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
@@ -337,3 +368,13 @@ def test_each_training_batch_adds_a_quarter_of_unknown_faces_with_a_uniform_targ
     assert np.all(ids[16::2] == ids[17::2]), "each unknown face comes twice, so it has a positive"
     np.testing.assert_array_equal(x[16::2], x[17::2])
     assert len(contrastive_w) == len(ids)
+
+    non_faces = np.zeros((5, 16, 16, 3), np.uint8)  # told apart from the random unknown faces by being black
+    x, (y, ids), (w, _) = TrainingBatches(images, labels, 4, weights, 16, unknown, seed=0, identities=True,
+                                          non_faces=non_faces)[0]
+    more = round(NON_FACES_PER_BATCH * 16)
+    assert len(x) == len(y) == len(w) == len(ids) == 16 + extra + more
+    assert not x[16 + extra:].any() and x[16:16 + extra].any(), "the unknown faces, then the pictures with no face"
+    assert np.allclose(y[16:], 0.25) and np.allclose(w[16:], UNKNOWN_WEIGHT)
+    assert np.all(ids[16 + extra:] >= 4 + len(unknown)), "identities apart from the unknown faces'"
+    assert np.all(ids[16 + extra::2] == ids[17 + extra::2])

@@ -7,20 +7,25 @@ import numpy as np
 from train.dataset import degrade
 
 UNKNOWN_PER_BATCH = 0.25  # unknown faces added to each batch, as a fraction of its known faces
-UNKNOWN_WEIGHT = 0.5  # the loss weight of each unknown face
+NON_FACES_PER_BATCH = 0.125  # pictures with no face (`train.nonfaces`), as a fraction of its known faces
+UNKNOWN_WEIGHT = 0.5  # the loss weight of each unknown face and each picture with no face
 DEGRADE_SIZE, DEGRADE_FRACTION = 64, 0.3  # a share of known training faces is made this blurry
 
 
 class TrainingBatches(keras.utils.PyDataset):
     """Shuffled batches of known faces (one-hot target, class weight), a share of them made
-    blurry (see `train.dataset.degrade`), each joined by unknown faces with a uniform target.
-    NumPy only, so it feeds any backend."""
+    blurry (see `train.dataset.degrade`), each joined by unknown faces and by pictures with no
+    face, both with a uniform target. With `identities`, the targets of the contrastive loss
+    come too: each known face's class, and each stranger its own identity (after the classes),
+    drawn twice so that it has a partner. NumPy only, so it feeds any backend."""
 
-    def __init__(self, images, labels, num_classes, weights, batch_size, unknown, seed, identities=False):
+    def __init__(self, images, labels, num_classes, weights, batch_size, unknown, seed, identities=False,
+                 non_faces=None):
         super().__init__()
         self.identities = identities
         self.images, self.labels, self.num_classes = images, labels, num_classes
         self.weights, self.batch_size, self.unknown = weights.astype(np.float32), batch_size, unknown
+        self.non_faces = non_faces if non_faces is not None else unknown[:0]
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
 
@@ -39,15 +44,19 @@ class TrainingBatches(keras.utils.PyDataset):
         y = keras.utils.to_categorical(self.labels[idx], self.num_classes).astype(np.float32)
         w = self.weights[idx]
         ids = self.labels[idx].astype(np.float32)
-        extra = int(round(UNKNOWN_PER_BATCH * len(idx))) if len(self.unknown) else 0
-        if extra:
-            chosen = self.rng.integers(0, len(self.unknown), extra)
-            if self.identities:  # each unknown face twice: the model augments the copies differently
+        strangers = ((self.unknown, UNKNOWN_PER_BATCH, self.num_classes),
+                     (self.non_faces, NON_FACES_PER_BATCH, self.num_classes + len(self.unknown)))
+        for pool, share, first_identity in strangers:
+            extra = int(round(share * len(idx))) if len(pool) else 0
+            if not extra:
+                continue
+            chosen = self.rng.integers(0, len(pool), extra)
+            if self.identities:  # each one twice: the model augments the copies differently
                 chosen = np.repeat(chosen[: (extra + 1) // 2], 2)[:extra]
-            x = np.concatenate([x, self.unknown[chosen]])
+            x = np.concatenate([x, pool[chosen]])
             y = np.concatenate([y, np.full((extra, self.num_classes), 1 / self.num_classes, np.float32)])
             w = np.concatenate([w, np.full(extra, UNKNOWN_WEIGHT, np.float32)])
-            ids = np.concatenate([ids, (self.num_classes + chosen).astype(np.float32)])
+            ids = np.concatenate([ids, (first_identity + chosen).astype(np.float32)])
         if self.identities:
             return x, (y, ids), (w, np.ones(len(ids), np.float32))
         return x, y, w

@@ -19,8 +19,10 @@ For a model directory trained by `fit` (its `split.json` says which faces it nev
   placed so that its threshold lands on the model's: one slider serves both sources;
 - everything is then judged on faces used for nothing above: the test split, the test part of
   `unknown/`, the held-out half of `fewshot/` (k = 1, 3, 5, many random draws, open-set: the
-  model's characters and the unknown rule stay in play), and the faces the page's detector
-  finds in the other half of `scenes/`.
+  model's characters and the unknown rule stay in play), the faces the page's detector finds
+  in the other half of `scenes/`, and pictures with no face taken whole as one face (squares of
+  that half away from its marked faces, and synthetic ones: `train.nonfaces`). A model that
+  trained on squares of that half (`fit --non-faces` with other halves) is refused.
 
 Unknown crops are mostly 64 px and known ones 128 px: every face is first shrunk to 64 px and
 enlarged back (`train.dataset.degrade`), so the rule cannot just detect blur. The card gets the
@@ -39,7 +41,8 @@ from animerec.model import CARD_FILE, CARD_MARKDOWN, COHORT_FILE, LABELS_FILE, O
 from train.dataset import degrade, load_faces, load_unlabelled, read_split, read_unknown_split, split_unlabelled
 from train.export import card_markdown
 from train.fewshot import SHOTS, draw_episode, judge_fewshot, split_each_class
-from train.scenes import detected_faces, judge_scene_faces
+from train.nonfaces import judge_non_faces
+from train.scenes import detected_faces, judge_scene_faces, scene_halves
 
 DEGRADED_SIZE = 64
 ROC_FILE = "roc.png"
@@ -73,8 +76,9 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
         parts = [recognizer.run(degrade(images[i:i + 256], DEGRADED_SIZE)) for i in range(0, len(images), 256)]
         return Outputs(*(None if parts[0][k] is None else np.concatenate([p[k] for p in parts]) for k in range(3)))
 
-    # Its own generator, so that adding the scenes changes no other draw.
-    scene_faces = detected_faces(recognizer, scenes, np.random.default_rng(seed + 1)) if scenes else None
+    scene_parts = scene_halves(scenes, seed) if scenes else None
+    _check_non_faces(model_path / "split.json", scene_parts)
+    scene_faces = detected_faces(recognizer, scene_parts) if scenes else None
     known = {part: (run(faces.images[split[part]]), faces.labels[split[part]]) for part in ("val", "test")}
     strangers = {part: run(unknown_images[unknown_split[part]]) for part in ("calibration", "test")}
     newcomers = run(few.images)
@@ -177,12 +181,23 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
                                        scene_faces["test"] if scene_faces else None)
     if scene_faces:
         result["scenes"] = judge_scene_faces(scene_faces, score, threshold, (gallery_curve, newcomers, few))
+        result["non_faces"] = judge_non_faces(recognizer, score, threshold, scenes, scene_parts["test"],
+                                              np.random.default_rng(seed + 3))
     np.save(model_path / COHORT_FILE, cohort.astype(np.float32), allow_pickle=False)
     _roc_png(fpr, tpr, named_tpr, result, model_path / ROC_FILE, recognizer.version)
     result["roc_png"] = ROC_FILE
     _write_card(model_path, recognizer.card, result)
     log(json.dumps(result, indent=1))
     return result
+
+
+def _check_non_faces(split_file, scene_parts):
+    """Refuse to judge on illustrations whose backgrounds the model trained on."""
+    trained_on = set(json.loads(split_file.read_text()).get("non_faces", []))
+    judging = {path.name for path in scene_parts["test"]} if scene_parts else set()
+    if trained_on & judging:
+        raise ValueError(f"The model trained on backgrounds of {len(trained_on & judging)} illustrations that "
+                         "calibrate keeps for judging; train with `--non-faces` on the same scenes and seed.")
 
 
 def spherical_kmeans(embeddings, centres, rng, iterations=30):

@@ -35,6 +35,10 @@ def main(argv=None):
                    "to which the new folders of --data are added")
     p.add_argument("--contrastive", type=float, default=0.0, help="weight of a supervised contrastive loss on the "
                    "pooled features, which keeps them telling apart characters the model never saw (default off)")
+    p.add_argument("--non-faces", type=Path, help="scenes/ folder: squares of half its illustrations away from "
+                   "their marked faces, and synthetic pictures, train the network to name no one in them")
+    p.add_argument("--frozen-backbone", action="store_true", help="with --init: train only the layers after the "
+                   "pooled features, so the face embedding the gallery uses stays as it was")
     p.add_argument("--init-data", type=Path, help="where --init's characters are, when --data holds only new ones "
                    "(default: the shared data folder its card names)")
 
@@ -69,7 +73,8 @@ def main(argv=None):
         fit(args.data, args.out, arch=args.arch, epochs=args.epochs, image_size=args.image_size,
             batch_size=args.batch_size, seed=args.seed, learning_rate=args.learning_rate,
             patience=args.patience, cache_dir=args.cache, split_file=args.split, unknown=args.unknown,
-            init=args.init, init_data=args.init_data, contrastive=args.contrastive)
+            init=args.init, init_data=args.init_data, contrastive=args.contrastive, non_faces=args.non_faces,
+            frozen_backbone=args.frozen_backbone)
     elif args.command == "calibrate":
         from animerec.errors import AnimerecError
         from train.calibrate import calibrate

@@ -67,6 +67,7 @@ def card_markdown(card, labels):
         f"({t['seconds_to_best']} s); {t['seconds_per_epoch']} s per epoch, "
         f"{t['train_images_per_second']} training images per second.",
         *([f"- Started from the weights of {t['initialised_from']}."] if t.get("initialised_from") else []),
+        *([f"- Frozen: {t['frozen']}."] if t.get("frozen") else []),
         f"- Backend {t['backend']} on {', '.join(t['devices'])} ({t['machine']}), policy {t['policy']}, {t['date']}.",
         "",
         "## Characters",
@@ -105,6 +106,12 @@ def _calibration_lines(c):
         held_out = "the other half of " if "calibration_faces" in c["scenes"] else ""
         lines.append(f"| faces found in {held_out}`scenes/` labelled unknown ({c['scenes']['faces_found']}) | "
                      f"{c['scenes']['labelled_unknown']:.1%} |")
+    for kind, what in (("scene_backgrounds", "squares of those illustrations with no marked face"),
+                       ("synthetic", "flat colours, gradients, noise and blobs")):
+        if kind in c.get("non_faces", {}):
+            judged = c["non_faces"][kind]
+            lines.append(f"| {what}, taken whole as one face, labelled unknown ({judged['pictures']}) | "
+                         f"{judged['labelled_unknown']:.1%} |")
     few = c.get("fewshot", {})
     shots = [k for k in few if k.endswith("-shot")]
     scenes = all("scene_faces_labelled_unknown" in few[k] for k in shots)

@@ -37,6 +37,21 @@ def copy_weights(model_path, model):
     return copied
 
 
+def freeze_backbone(model, last="pooled"):
+    """Stop every layer with weights up to and including `last` from learning (batch
+    normalisation in them then keeps its statistics too), so only the head trains and the
+    features `last` gives (the gallery's embedding) stay as they were. Returns how many layers
+    were frozen."""
+    frozen = 0
+    for layer in model.layers:
+        if layer.weights:
+            layer.trainable = False
+            frozen += 1
+        if layer.name == last:
+            return frozen
+    raise ValueError(f"The network has no layer named {last!r} to freeze up to.")
+
+
 def faces_with_init_classes(init, init_data, data, image_size, cache_dir, seed):
     """The crops for fine-tuning from the model directory `init`: its characters first, in its
     order (read from `data` when it has them, else from `init_data` with `init`'s own split, so

@@ -15,20 +15,22 @@ import numpy as np
 
 from animerec.model import predict
 from train.architectures import COSINE_SCALE, make_model
-from train.batches import DEGRADE_FRACTION, DEGRADE_SIZE, UNKNOWN_PER_BATCH, UNKNOWN_WEIGHT, TrainingBatches
+from train.batches import (DEGRADE_FRACTION, DEGRADE_SIZE, NON_FACES_PER_BATCH, UNKNOWN_PER_BATCH, UNKNOWN_WEIGHT,
+                           TrainingBatches)
 from train.batchnorm import recalibrate_batch_norm
 from train.dataset import load_faces, load_unlabelled, read_split, read_unknown_split, split_indices, split_unlabelled
 from train.devices import cpu_count, setup_devices
 from train.evaluate import classification_metrics, confusion_matrix, confusion_png
 from train.export import write_model_dir
-from train.finetune import copy_weights, faces_with_init_classes
+from train.finetune import copy_weights, faces_with_init_classes, freeze_backbone
+from train.nonfaces import training_non_faces
 from train.losses import LABEL_SMOOTHING, MARGIN, contrastive_loss, margin_loss
 from train.progress import RUN_FILE, WORK_DIR, EpochClock, MacroAccuracy, claim_work_dir, read_history
 
 
 def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed=0,
         learning_rate=2e-3, patience=10, cache_dir=".cache", split_file=None, unknown=None,
-        init=None, init_data=None, contrastive=0.0, log=print):
+        init=None, init_data=None, contrastive=0.0, non_faces=None, frozen_backbone=False, log=print):
     """Train `arch` on the crops under `data` and write the model directory `out`.
 
     Splits per class with `seed` (near-duplicates kept together), weighs classes by the inverse
@@ -42,14 +44,20 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     model directory whose weights start every layer of the same name and shape; characters it
     knows that `data` lacks are read from `init_data` (default: the shared data folder its card
     names) with its own split, so `data` may hold only new characters, which are added as classes.
+    `non_faces` is a `scenes/` folder: squares of half its illustrations with no marked face,
+    and synthetic pictures, join training with a uniform target (see `train.nonfaces`).
+    `frozen_backbone` (with `init`) trains only the layers after the pooled features.
     Returns the card (a dict).
     """
+    if frozen_backbone and not init:
+        raise ValueError("A frozen backbone needs --init: the model directory whose backbone to keep.")
     started = time.time()
     out = Path(out)
     work = out / WORK_DIR
     run = {"data": str(data), "arch": arch, "epochs": epochs, "image_size": image_size, "batch_size": batch_size,
            "seed": seed, "learning_rate": learning_rate, "split": str(split_file), "unknown": str(unknown),
-           "init": str(init), "init_data": str(init_data), "contrastive": contrastive}
+           "init": str(init), "init_data": str(init_data), "contrastive": contrastive,
+           "non_faces": str(non_faces), "frozen_backbone": frozen_backbone}
     claim_work_dir(work, run, log)
     keras.utils.set_random_seed(seed)
 
@@ -70,6 +78,10 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
         unknown_split = (read_unknown_split(split_file, unknown_files) if split_file else None) \
             or split_unlabelled(unknown_images, seed=seed)
         log(f"{len(unknown_images)} unknown faces: " + ", ".join(f"{k} {len(v)}" for k, v in unknown_split.items()))
+    non_face_images, non_face_scenes = unknown_images[:0], []
+    if non_faces:
+        non_face_images, non_face_scenes = training_non_faces(non_faces, image_size, seed)
+        log(f"{len(non_face_images)} pictures with no face, from {len(non_face_scenes)} illustrations and synthetic")
 
     devices, scope, policy = setup_devices()
     log(f"backend {keras.backend.backend()}, devices {devices}, policy {policy}")
@@ -77,6 +89,8 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
         model = make_model(arch, image_size, num_classes, seed=seed)
         if init:
             log(f"initialised {copy_weights(init, model)} layers from {init}")
+        if frozen_backbone:
+            log(f"froze {freeze_backbone(model)} layers up to the pooled features")
         steps = epochs * int(np.ceil(len(y["train"]) / batch_size))
         schedule = keras.optimizers.schedules.CosineDecay(
             learning_rate / 10, steps, warmup_target=learning_rate, warmup_steps=min(steps // 10, 500)
@@ -95,7 +109,7 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     weights = (counts.mean() / np.maximum(counts, 1)) ** 0.5
     batches = TrainingBatches(x["train"], y["train"], num_classes, weights[y["train"]], batch_size,
                               unknown_images[unknown_split["train"]] if unknown else unknown_images, seed,
-                              identities=bool(contrastive))
+                              identities=bool(contrastive), non_faces=non_face_images)
     clock = EpochClock(work / "epoch_seconds.json")
     best = work / "best.weights.h5"
     checkpoint = keras.callbacks.ModelCheckpoint(best, monitor="val_macro_accuracy", mode="max",
@@ -166,11 +180,15 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
             + (f", cosine margin {MARGIN} at scale {COSINE_SCALE}" if arch == "default" else "")
             + (f"; {len(unknown_split['train'])} unknown faces with a uniform target, "
                f"{UNKNOWN_PER_BATCH:.0%} of each batch, weight {UNKNOWN_WEIGHT}" if unknown else "")
+            + (f"; {len(non_face_images)} pictures with no face (squares of {len(non_face_scenes)} illustrations "
+               f"away from their faces, and synthetic) with a uniform target, {NON_FACES_PER_BATCH:.1%} of each batch, "
+               f"weight {UNKNOWN_WEIGHT}" if non_faces else "")
             + (f"; supervised contrastive loss on the pooled features (weight {contrastive}, temperature 0.1, "
-               "each unknown face its own identity)" if contrastive else ""),
+               "each unknown face and picture with no face its own identity)" if contrastive else ""),
             "augmentation": f"in the model (flip, rotation, zoom, shift, brightness, contrast, saturation); "
             f"{DEGRADE_FRACTION:.0%} of known faces shrunk to {DEGRADE_SIZE} px and back",
             "initialised_from": str(init) if init else None,
+            **({"frozen": "every layer up to the pooled features kept as initialised"} if frozen_backbone else {}),
             **({"characters_from": sources} if sources else {}),
             "backend": keras.backend.backend(),
             "devices": devices,
@@ -184,6 +202,8 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     split_files = {name: [faces.files[i] for i in idx] for name, idx in split.items()}
     if unknown:
         split_files["unknown"] = {part: [unknown_files[i] for i in idx] for part, idx in unknown_split.items()}
+    if non_faces:
+        split_files["non_faces"] = non_face_scenes
     write_model_dir(out, final, faces.classes, card, data, split_files=split_files)
     (work / RUN_FILE).write_text(json.dumps({**run, "finished": True}, indent=1))  # nothing left to resume
     confusion_png(matrix, faces.classes, out / "confusion.png", title=f"{out.name}: test split")

@@ -12,25 +12,32 @@ from animerec.detect import load_detector
 from animerec.recognize import gallery_score
 
 
-def detected_faces(recognizer, scenes, rng):
-    """The faces the page's detector finds in the illustrations of `scenes` (`*.jpg`), split
-    by illustration into halves at random: {"calibration": Outputs, "test": Outputs, and the
-    count of illustrations in each}. Nobody in them is one of the model's characters."""
+def scene_halves(scenes, seed=0):
+    """The illustrations of `scenes` (`*.jpg`) split at random into {"calibration": [paths],
+    "test": [paths]}. `train calibrate` and `train fit --non-faces` draw the same halves from the
+    same seed, so training never sees a picture that judges the model."""
     paths = sorted(Path(scenes).glob("*.jpg"))
     if len(paths) < 2:
         raise FileNotFoundError(f"{scenes} has {len(paths)} illustrations (*.jpg); the scenes need at least two, "
                                 "one half to calibrate and one to judge.")
+    order = np.random.default_rng(seed + 1).permutation(len(paths))
+    return {"calibration": [paths[i] for i in sorted(order[: len(paths) // 2])],
+            "test": [paths[i] for i in sorted(order[len(paths) // 2:])]}
+
+
+def detected_faces(recognizer, halves):
+    """The faces the page's detector finds in each half of the illustrations (`scene_halves`):
+    {"calibration": Outputs, "test": Outputs, and the count of illustrations in each}. Nobody
+    in them is one of the model's characters."""
     detector = load_detector()
-    order = rng.permutation(len(paths))
-    halves = {"calibration": sorted(order[: len(paths) // 2]), "test": sorted(order[len(paths) // 2:])}
     found = {}
-    for part, indices in halves.items():
+    for part, paths in halves.items():
         crops = []
-        for i in indices:
-            image = decode_image(paths[i].read_bytes())
+        for path in paths:
+            image = decode_image(path.read_bytes())
             crops.append(crop_faces(image, detector.detect(image), recognizer.input_size, margin=defaults.CROP_MARGIN))
         found[part] = recognizer.run(np.concatenate(crops))
-        found[f"{part}_images"] = len(indices)
+        found[f"{part}_images"] = len(paths)
     return found
 
 
