@@ -1,6 +1,5 @@
 """decode_image: every format a visitor may upload, and every way a file can be bad."""
 
-import io
 import struct
 import zlib
 

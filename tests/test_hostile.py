@@ -3,7 +3,6 @@ within a stated memory bound. The library runs in worker processes with a timeou
 command line takes all of them in one call."""
 
 import concurrent.futures
-import io
 import json
 import multiprocessing
 import os
