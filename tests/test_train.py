@@ -231,7 +231,9 @@ def test_unknown_faces_train_a_cosine_head_and_calibrate_writes_the_card(shapes,
 
     split["non_faces"].append(halves["test"][0])  # as if it had trained on a picture that judges it
     (out / "split.json").write_text(json.dumps(split))
-    with pytest.raises(ValueError, match="trained on backgrounds of 1 illustrations that calibrate keeps for judging"):
+    from animerec.errors import ModelError
+
+    with pytest.raises(ModelError, match="trained on backgrounds of 1 illustrations that calibrate keeps for judging"):
         calibrate(out, shapes, unknown, fewshot, scenes, draws=5, cache_dir=None, log=QUIET)
 
 

@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from animerec.calibration import GalleryScore, Logistic, auroc, fit_logistic, roc_curve
+from animerec.errors import ModelError
 from animerec.model import CARD_FILE, CARD_MARKDOWN, COHORT_FILE, LABELS_FILE, Outputs, load_recognizer, unit_rows
 from train.dataset import degrade, load_faces, load_unlabelled, read_split, read_unknown_split, split_unlabelled
 from train.export import card_markdown
@@ -196,7 +197,7 @@ def _check_non_faces(split_file, scene_parts):
     trained_on = set(json.loads(split_file.read_text()).get("non_faces", []))
     judging = {path.name for path in scene_parts["test"]} if scene_parts else set()
     if trained_on & judging:
-        raise ValueError(f"The model trained on backgrounds of {len(trained_on & judging)} illustrations that "
+        raise ModelError(f"The model trained on backgrounds of {len(trained_on & judging)} illustrations that "
                          "calibrate keeps for judging; train with `--non-faces` on the same scenes and seed.")
 
 

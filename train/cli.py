@@ -70,6 +70,9 @@ def main(argv=None):
     elif args.command == "fit":
         from train.fit import fit
 
+        if args.frozen_backbone and not args.init:
+            parser.error("--frozen-backbone needs --init: the model directory whose backbone to keep")
+
         fit(args.data, args.out, arch=args.arch, epochs=args.epochs, image_size=args.image_size,
             batch_size=args.batch_size, seed=args.seed, learning_rate=args.learning_rate,
             patience=args.patience, cache_dir=args.cache, split_file=args.split, unknown=args.unknown,
