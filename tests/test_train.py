@@ -380,3 +380,12 @@ def test_each_training_batch_adds_a_quarter_of_unknown_faces_with_a_uniform_targ
     assert np.allclose(y[16:], 0.25) and np.allclose(w[16:], UNKNOWN_WEIGHT)
     assert np.all(ids[16 + extra:] >= 4 + len(unknown)), "identities apart from the unknown faces'"
     assert np.all(ids[16 + extra::2] == ids[17 + extra::2])
+
+
+def test_fit_says_in_one_line_when_the_scenes_for_non_faces_are_missing(shapes, tmp_path, capsys):
+    from train.cli import main
+
+    assert main(["fit", "--data", str(shapes), "--out", str(tmp_path / "out"), "--image-size", "32",
+                 "--cache", str(tmp_path / "cache"), "--non-faces", str(tmp_path / "nowhere")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "has 0 illustrations" in err and "\n" not in err

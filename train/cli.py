@@ -73,11 +73,17 @@ def main(argv=None):
         if args.frozen_backbone and not args.init:
             parser.error("--frozen-backbone needs --init: the model directory whose backbone to keep")
 
-        fit(args.data, args.out, arch=args.arch, epochs=args.epochs, image_size=args.image_size,
-            batch_size=args.batch_size, seed=args.seed, learning_rate=args.learning_rate,
-            patience=args.patience, cache_dir=args.cache, split_file=args.split, unknown=args.unknown,
-            init=args.init, init_data=args.init_data, contrastive=args.contrastive, non_faces=args.non_faces,
-            frozen_backbone=args.frozen_backbone)
+        from animerec.errors import AnimerecError
+
+        try:
+            fit(args.data, args.out, arch=args.arch, epochs=args.epochs, image_size=args.image_size,
+                batch_size=args.batch_size, seed=args.seed, learning_rate=args.learning_rate,
+                patience=args.patience, cache_dir=args.cache, split_file=args.split, unknown=args.unknown,
+                init=args.init, init_data=args.init_data, contrastive=args.contrastive, non_faces=args.non_faces,
+                frozen_backbone=args.frozen_backbone)
+        except (AnimerecError, FileNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     elif args.command == "calibrate":
         from animerec.errors import AnimerecError
         from train.calibrate import calibrate

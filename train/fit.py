@@ -23,8 +23,8 @@ from train.devices import cpu_count, setup_devices
 from train.evaluate import classification_metrics, confusion_matrix, confusion_png
 from train.export import write_model_dir
 from train.finetune import copy_weights, faces_with_init_classes, freeze_backbone
-from train.nonfaces import training_non_faces
 from train.losses import LABEL_SMOOTHING, MARGIN, contrastive_loss, margin_loss
+from train.nonfaces import training_non_faces
 from train.progress import RUN_FILE, WORK_DIR, EpochClock, MacroAccuracy, claim_work_dir, read_history
 
 

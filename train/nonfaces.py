@@ -6,6 +6,7 @@ Two kinds, both given a uniform target in training (`train.batches`) and judged 
 flat colours, gradients, noise and smooth blobs.
 """
 
+import sys
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,7 @@ import numpy as np
 from animerec.crop import crop_faces
 from animerec.decode import decode_image
 from animerec.detection_eval import read_boxes
+from animerec.errors import ImageError
 from train.scenes import scene_halves
 
 BACKGROUNDS_PER_SCENE = 8
@@ -61,11 +63,19 @@ def scene_backgrounds(paths, boxes_csv, size, rng, per_scene=BACKGROUNDS_PER_SCE
     """Up to `per_scene` random squares from each illustration in `paths`, none of them within
     `FACE_CLEARANCE` of a face marked in `boxes_csv` (`scenes/boxes.csv`), resized to `size`.
     Unmarked faces (profiles) may remain in them: they are nobody the model knows either.
+    An unreadable illustration is skipped with a warning on stderr.
     Returns (N, size, size, 3) uint8."""
+    if not Path(boxes_csv).is_file():
+        raise FileNotFoundError(f"{boxes_csv} is missing: the scenes' marked faces are needed to cut squares away "
+                                "from them.")
     marked = read_boxes(boxes_csv)
     crops = []
     for path in paths:
-        image = decode_image(Path(path).read_bytes())
+        try:
+            image = decode_image(Path(path).read_bytes())
+        except ImageError as error:
+            print(f"warning: skipped {path}: {error}", file=sys.stderr)
+            continue
         boxes = background_boxes(image.shape[1], image.shape[0], marked.get(Path(path).name, []), per_scene, rng)
         crops.append(crop_faces(image, boxes, size, margin=0.0))
     return np.concatenate(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
