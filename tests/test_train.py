@@ -265,6 +265,22 @@ def test_calibration_splits_the_scenes_by_illustration(data, recognizer, detecto
     assert test.embeddings.shape[1] == calibration.embeddings.shape[1] == recognizer.embedding_size
 
 
+def test_calibration_skips_an_unreadable_illustration_with_a_warning(data, recognizer, detector, tmp_path, capsys):
+    from animerec.decode import decode_image
+    from train.scenes import detected_faces, scene_halves
+
+    names = ["101.jpg", "133.jpg"]
+    for name in names:
+        (tmp_path / name).write_bytes((data / "scenes" / name).read_bytes())
+    (tmp_path / "broken.jpg").write_bytes((data / "scenes" / "102.jpg").read_bytes()[:200])
+    found = detected_faces(recognizer, scene_halves(tmp_path))
+    assert found["calibration_images"] + found["test_images"] == 2
+    faces = sum(len(detector.detect(decode_image((tmp_path / n).read_bytes()))) for n in names)
+    assert len(found["calibration"].probabilities) + len(found["test"].probabilities) == faces > 0
+    err = capsys.readouterr().err
+    assert "warning: skipped" in err and "broken.jpg" in err
+
+
 def test_calibration_says_when_the_scenes_folder_has_too_few_illustrations(tmp_path):
     from train.scenes import scene_halves
 

@@ -6,17 +6,14 @@ Two kinds, both given a uniform target in training (`train.batches`) and judged 
 flat colours, gradients, noise and smooth blobs.
 """
 
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from animerec.crop import crop_faces
-from animerec.decode import decode_image
 from animerec.detection_eval import read_boxes
-from animerec.errors import ImageError
-from train.scenes import scene_halves
+from train.scenes import read_scenes, scene_halves
 
 BACKGROUNDS_PER_SCENE = 8
 SYNTHETIC_FOR_TRAINING = 1000
@@ -70,12 +67,7 @@ def scene_backgrounds(paths, boxes_csv, size, rng, per_scene=BACKGROUNDS_PER_SCE
                                 "from them.")
     marked = read_boxes(boxes_csv)
     crops = []
-    for path in paths:
-        try:
-            image = decode_image(Path(path).read_bytes())
-        except ImageError as error:
-            print(f"warning: skipped {path}: {error}", file=sys.stderr)
-            continue
+    for path, image in read_scenes(paths):
         boxes = background_boxes(image.shape[1], image.shape[0], marked.get(Path(path).name, []), per_scene, rng)
         crops.append(crop_faces(image, boxes, size, margin=0.0))
     return np.concatenate(crops) if crops else np.zeros((0, size, size, 3), np.uint8)

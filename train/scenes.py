@@ -1,6 +1,7 @@
 """Faces the page's own detector finds in `scenes/` illustrations, whose characters are in no
 training set: strangers as the page meets them, and the detector's false hits."""
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ from animerec import defaults
 from animerec.crop import crop_faces
 from animerec.decode import decode_image
 from animerec.detect import load_detector
+from animerec.errors import ImageError
 from animerec.recognize import gallery_score
 
 
@@ -25,19 +27,29 @@ def scene_halves(scenes, seed=0):
             "test": [paths[i] for i in sorted(order[len(paths) // 2:])]}
 
 
+def read_scenes(paths):
+    """(path, (H, W, 3) uint8 RGB image) for each illustration in `paths` that decodes; an
+    unreadable one is skipped with a warning on stderr."""
+    for path in paths:
+        try:
+            yield path, decode_image(Path(path).read_bytes())
+        except ImageError as error:
+            print(f"warning: skipped {path}: {error}", file=sys.stderr)
+
+
 def detected_faces(recognizer, halves):
     """The faces the page's detector finds in each half of the illustrations (`scene_halves`):
-    {"calibration": Outputs, "test": Outputs, and the count of illustrations in each}. Nobody
-    in them is one of the model's characters."""
+    {"calibration": Outputs, "test": Outputs, and the count of illustrations read in each}.
+    Nobody in them is one of the model's characters."""
     detector = load_detector()
+    size = recognizer.input_size
     found = {}
     for part, paths in halves.items():
-        crops = []
-        for path in paths:
-            image = decode_image(path.read_bytes())
-            crops.append(crop_faces(image, detector.detect(image), recognizer.input_size, margin=defaults.CROP_MARGIN))
+        crops = [np.zeros((0, size, size, 3), np.uint8)]
+        for _, image in read_scenes(paths):
+            crops.append(crop_faces(image, detector.detect(image), size, margin=defaults.CROP_MARGIN))
         found[part] = recognizer.run(np.concatenate(crops))
-        found[f"{part}_images"] = len(paths)
+        found[f"{part}_images"] = len(crops) - 1
     return found
 
 
