@@ -369,7 +369,7 @@ def face_ui(i, face, crop, threshold):
                         f"below the threshold {threshold:.0%}.")
         else:
             st.markdown(f"**{i + 1}. {face.name}**{added}: score {face.score:.0%}")
-        st.altair_chart(_chart(face, face_colour(i, face)), width="stretch")
+        st.altair_chart(_chart(face, face_colour(i, face), threshold), width="stretch")
 
 
 def _names(face):
@@ -381,21 +381,25 @@ def _names(face):
     return [(slug, names.get(slug, slug)) for slug, _ in face.top_k]
 
 
-def _chart(face, colour):
-    """Horizontal bars of the top-k probabilities, best on top."""
-    data = pd.DataFrame([{"character": name, "probability": p}
+def _chart(face, colour, threshold):
+    """Horizontal bars of the closest characters' scores, best on top, with the threshold as
+    a dashed line: a face is named only when its top bar reaches the line."""
+    data = pd.DataFrame([{"character": name, "score": p}
                          for (_, name), (_, p) in zip(_names(face), face.top_k)])
     height = 30 * len(data) + 24
-    return (
+    bars = (
         alt.Chart(data, height=height)
         .mark_bar(color=colour, stroke="black", strokeWidth=0.5)
         .encode(
-            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]),
+            x=alt.X("score:Q", scale=alt.Scale(domain=[0, 1]),
                     axis=alt.Axis(format="%", title=None, values=[0, 0.5, 1])),  # the same ticks on every chart
             y=alt.Y("character:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=180)),
-            tooltip=["character", alt.Tooltip("probability:Q", format=".1%")],
+            tooltip=["character", alt.Tooltip("score:Q", format=".1%")],
         )
     )
+    line = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[4, 3], color="gray").encode(
+        x="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", format=".0%", title="threshold")])
+    return bars + line
 
 
 def downloads_ui(rows, key):

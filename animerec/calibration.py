@@ -51,14 +51,15 @@ class GalleryScore(NamedTuple):
     top: int = 10
 
     def raw(self, cosines, embeddings):
-        """The normalised cosines: (N,) from (N,) cosines and the (N, D) embeddings they came from."""
+        """The normalised cosines, from (N,) cosines (or (N, K), one column per enrolled
+        character) and the (N, D) embeddings they came from; the same shape as `cosines`."""
         cosines = np.asarray(cosines, np.float64)
         if self.cohort is None or len(self.cohort) == 0 or len(cosines) == 0:
             return cosines
         similarity = np.asarray(embeddings, np.float32) @ self.cohort.T
         top = min(self.top, similarity.shape[1])
         nearest = np.partition(similarity, similarity.shape[1] - top, axis=1)[:, -top:]
-        return cosines - nearest.mean(axis=1)
+        return cosines - nearest.mean(axis=1).reshape((-1,) + (1,) * (cosines.ndim - 1))
 
     def __call__(self, cosines, embeddings):
         return self.curve(self.raw(cosines, embeddings))

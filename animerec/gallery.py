@@ -95,14 +95,12 @@ class Gallery:
         np.add.at(sums, self.owners, self.embeddings)
         return unit_rows(sums)
 
-    def match(self, embeddings):
-        """For (N, D) embeddings: (index of the nearest character (N,), its cosine (N,)).
-        Raises GalleryError on an empty gallery."""
+    def cosines(self, embeddings):
+        """(N, K): the cosine of each of N unit-length embeddings to each enrolled character's
+        mean embedding, in the order of `slugs`. Raises GalleryError on an empty gallery."""
         if not self.slugs:
             raise GalleryError("The gallery is empty: enrol a character first.")
-        cosines = np.asarray(embeddings, np.float32) @ self.prototypes().T
-        best = cosines.argmax(axis=1)
-        return best, cosines[np.arange(len(best)), best]
+        return np.asarray(embeddings, np.float32) @ self.prototypes().T
 
     def check(self, recognizer):
         """Raise GalleryError unless this gallery was made by `recognizer`'s model."""

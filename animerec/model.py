@@ -123,13 +123,19 @@ class Recognizer:
             return outputs.probabilities.max(axis=1)
         return outputs.cosines.max(axis=1)
 
-    def scores(self, outputs):
-        """Each face's calibrated score in [0, 1] for its top character (the card's
-        calibration of `raw_scores`; uncalibrated cosines are mapped linearly)."""
-        raw = self.raw_scores(outputs)
+    def candidate_scores(self, outputs):
+        """(N, C): each face's calibrated score in [0, 1] for each character, the card's
+        calibration of `raw_scores` applied to every character's cosine (or probability), so
+        the closest characters are ranked and charted on the scale the threshold uses;
+        uncalibrated cosines are mapped linearly."""
+        raw = outputs.probabilities if outputs.cosines is None else outputs.cosines
         if self.model_calibration is not None:
             return self.model_calibration(raw).astype(np.float32)
         return np.minimum(raw if outputs.cosines is None else (raw + 1) / 2, MAX_SCORE).astype(np.float32)
+
+    def scores(self, outputs):
+        """Each face's calibrated score in [0, 1] for its top character (see `candidate_scores`)."""
+        return self.candidate_scores(outputs).max(axis=1, initial=0.0)
 
 
 def predict(model, crops, flip_average=False):

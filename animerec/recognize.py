@@ -22,8 +22,9 @@ class Analysis(NamedTuple):
 
     boxes: list of Box. crops: (N, S, S, 3) uint8, what the model saw (S = 96 without a
     model). probabilities: (N, C) float32, or None when no model is installed.
-    embeddings: (N, D) unit-length float32, or None. scores: (N,) the calibrated score of each
-    face's top character (see `Recognizer.scores`), or None to use the top probability.
+    embeddings: (N, D) unit-length float32, or None. scores: (N, C) the calibrated score of
+    each face for each character (see `Recognizer.candidate_scores`), or None to use the
+    probabilities.
     """
 
     boxes: list
@@ -41,9 +42,9 @@ class Recognition(NamedTuple):
     name: display name of `label` ("Unknown" for unknown), None without a model.
     score: calibrated confidence in [0, 1] that the best answer is right, compared with the
     threshold; 0.0 without a model.
-    top_k: [(slug, probability), ...] from the model, best first; its first entry is the closest
-    character even when the face is Unknown; when the gallery's answer wins, that character
-    heads the list with its score. [] without a model.
+    top_k: [(slug, score), ...] the closest characters, the model's and the gallery's together,
+    best first, each with its calibrated score (the scale of `score` and the threshold); the
+    first is the closest character even when the face is Unknown. [] without a model.
     source: "model" or "gallery", where the best answer came from; None without a model.
     """
 
@@ -68,7 +69,7 @@ def analyse(image, detector, recognizer=None, settings=DetectorSettings(), detec
     if recognizer is None:
         return Analysis(boxes, crops, None)
     outputs = recognizer.run(crops)
-    return Analysis(boxes, crops, outputs.probabilities, outputs.embeddings, recognizer.scores(outputs))
+    return Analysis(boxes, crops, outputs.probabilities, outputs.embeddings, recognizer.candidate_scores(outputs))
 
 
 def name_faces(analysis, characters, threshold=defaults.THRESHOLD, top_k=defaults.TOP_K,
@@ -82,24 +83,22 @@ def name_faces(analysis, characters, threshold=defaults.THRESHOLD, top_k=default
     """
     if analysis.probabilities is None:
         return [Recognition(box, None, None, 0.0, []) for box in analysis.boxes]
-    names = {c.slug: c.name for c in characters}
-    scores = analysis.scores if analysis.scores is not None else analysis.probabilities.max(axis=1)
-    matches = None
+    slugs = [c.slug for c in characters]
+    names = dict(zip(slugs, (c.name for c in characters)))
+    scores = analysis.scores if analysis.scores is not None else analysis.probabilities
+    sources = ["model"] * len(slugs)
     if gallery is not None and len(gallery) and analysis.embeddings is not None and len(analysis.boxes):
-        nearest, cosines = gallery.match(analysis.embeddings)
-        matches = nearest, gallery_score(cosines, analysis.embeddings, gallery_calibration)
+        cosines = gallery.cosines(analysis.embeddings)
+        scores = np.concatenate([scores, gallery_score(cosines, analysis.embeddings, gallery_calibration)], axis=1)
+        slugs, sources = slugs + gallery.slugs, sources + ["gallery"] * len(gallery.slugs)
+        names.update(zip(gallery.slugs, gallery.names))
     faces = []
-    for i, (box, row) in enumerate(zip(analysis.boxes, analysis.probabilities)):
-        order = np.argsort(-row)[: max(1, top_k)]
-        ranked = [(characters[j].slug, float(row[j])) for j in order]
-        slug, name, score, source = ranked[0][0], names.get(ranked[0][0]), float(scores[i]), "model"
-        if matches is not None and matches[1][i] > score:
-            slug, name, score, source = (gallery.slugs[matches[0][i]], gallery.names[matches[0][i]],
-                                         float(matches[1][i]), "gallery")
-            ranked = [(slug, score)] + ranked[: max(1, top_k) - 1]
-        if score < threshold:
-            slug, name = UNKNOWN, "Unknown"
-        faces.append(Recognition(box, slug, name, score, ranked, source))
+    for box, row in zip(analysis.boxes, scores):
+        order = np.argsort(-row, kind="stable")[: max(1, top_k)]
+        ranked = [(slugs[j], float(row[j])) for j in order]
+        slug, score = ranked[0]
+        label, name = (slug, names.get(slug)) if score >= threshold else (UNKNOWN, "Unknown")
+        faces.append(Recognition(box, label, name, score, ranked, sources[order[0]]))
     return faces
 
 

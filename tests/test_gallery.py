@@ -44,9 +44,9 @@ def test_nearest_prototype_wins_and_names_are_kept():
     assert gallery.slugs == ["suzukaze_aoba", "takimoto_hifumi"]
     assert gallery.names == ["Suzukaze Aoba", "Takimoto Hifumi"]
     assert gallery.counts() == {"suzukaze_aoba": 2, "takimoto_hifumi": 1}
-    nearest, cosine = gallery.match(unit([0.2, 1, 0], [1, 0.05, 0]))
-    assert nearest.tolist() == [1, 0]
-    assert np.all(cosine > 0.95) and np.all(cosine <= 1.0 + 1e-6)
+    cosines = gallery.cosines(unit([0.2, 1, 0], [1, 0.05, 0]))
+    assert cosines.shape == (2, 2) and cosines.argmax(axis=1).tolist() == [1, 0]
+    assert np.all(cosines.max(axis=1) > 0.95) and np.all(cosines <= 1.0 + 1e-6)
 
 
 def test_reserved_empty_and_wrong_sized_enrolments_are_refused_with_a_sentence():
@@ -57,7 +57,7 @@ def test_reserved_empty_and_wrong_sized_enrolments_are_refused_with_a_sentence()
     with pytest.raises(GalleryError, match="size 3"):
         gallery.add("Nene", np.ones((1, 4), np.float32))
     with pytest.raises(GalleryError, match="empty"):
-        Gallery("abc123", 3).match(unit([1, 0, 0]))
+        Gallery("abc123", 3).cosines(unit([1, 0, 0]))
 
 
 def test_save_load_round_trip_merge_and_remove(tmp_path):
@@ -77,7 +77,7 @@ def test_save_load_round_trip_merge_and_remove(tmp_path):
     assert loaded.counts() == {"suzukaze_aoba": 2, "takimoto_hifumi": 1}  # merging makes a new gallery
     merged.remove("takimoto_hifumi")
     assert merged.slugs == ["suzukaze_aoba", "sakura_nene"]
-    assert merged.match(unit([0, 0, 1]))[0].tolist() == [1]
+    assert merged.cosines(unit([0, 0, 1])).argmax(axis=1).tolist() == [1]
     with pytest.raises(GalleryError, match="different models"):
         merged.merge(Gallery("other", 3))
 
@@ -117,7 +117,7 @@ def test_the_better_of_model_and_gallery_wins_on_one_scale():
         [Box(0, 0, 10, 10)] * 3, np.zeros((3, 8, 8, 3), np.uint8),
         np.array([[0.9, 0.1], [0.6, 0.4], [0.5, 0.5]], np.float32),
         embeddings=unit([1, 0, 0], [0, 1, 0], [0, 0, 1]),
-        scores=np.array([0.9, 0.3, 0.2], np.float32),
+        scores=np.array([[0.9, 0.05], [0.3, 0.1], [0.2, 0.2]], np.float32),
     )
     gallery = Gallery("f", 3)
     gallery.add("New One", unit([0.6, 0.8, 0]))
@@ -126,7 +126,9 @@ def test_the_better_of_model_and_gallery_wins_on_one_scale():
                        gallery_calibration=GalleryScore(curve))
     assert [(f.label, f.source) for f in faces] == [("a", "model"), ("new_one", "gallery"), (UNKNOWN, "model")]
     assert faces[1].name == "New One" and faces[1].score == pytest.approx(curve(0.8))
-    assert faces[1].top_k[0] == ("new_one", pytest.approx(curve(0.8))) and len(faces[1].top_k) == 2
+    # One ranking on one scale: the enrolled character, then the model's closest at its own score.
+    assert faces[1].top_k == [("new_one", pytest.approx(curve(0.8))), ("a", pytest.approx(0.3))]
+    assert faces[0].top_k == [("a", pytest.approx(0.9)), ("new_one", pytest.approx(curve(0.6)))]
     assert all(0 <= f.score <= 1 for f in faces)
 
 
@@ -138,6 +140,9 @@ def test_the_gallery_cosine_is_lowered_by_how_close_a_face_is_to_the_strangers()
     cosines = np.array([0.6, 0.6])
     rule = GalleryScore(Logistic(10.0, -2.0), cohort, top=2)
     np.testing.assert_allclose(rule.raw(cosines, faces), [0.6 - (0.48 + 0.0) / 2, 0.6 - (0.8 + 0.64) / 2], atol=1e-6)
+    # One column per enrolled character: each face's own cohort mean comes off every column.
+    np.testing.assert_allclose(rule.raw(np.stack([cosines, cosines - 0.5], axis=1), faces),
+                               np.stack([rule.raw(cosines, faces), rule.raw(cosines, faces) - 0.5], axis=1), atol=1e-6)
     assert rule(cosines, faces)[0] > rule(cosines, faces)[1]
     np.testing.assert_allclose(GalleryScore(rule.curve).raw(cosines, faces), cosines)
     assert GalleryScore(rule.curve, cohort, top=10).raw(cosines, faces)[1] == pytest.approx(0.6 - (0.8 + 0.64 + 0.0) / 3)

@@ -78,3 +78,20 @@ def test_classify_checks_the_crop_shape(recognizer):
         recognizer.classify(np.zeros((1, 7, 7, 3), np.uint8))
     assert recognizer.classify(np.zeros((0, recognizer.input_size, recognizer.input_size, 3), np.uint8)).shape == (
         0, len(recognizer.characters))
+
+
+def test_each_face_lists_its_closest_characters_on_the_scale_of_its_verdict(data, detector, recognizer):
+    """The chart and the verdict agree: the top entry's score is the face's score, the list is
+    ranked by it, and a face is Unknown exactly when its top entry is below the threshold."""
+    threshold = float(recognizer.card["threshold"])
+    faces = []
+    for name in ("101.jpg", "133.jpg", "105.jpg"):
+        faces += recognize(decode_image((data / "scenes" / name).read_bytes()), detector, recognizer,
+                           threshold=threshold, top_k=5)
+    assert len(faces) >= 3
+    for face in faces:
+        scores = [score for _, score in face.top_k]
+        assert len(scores) == 5 and scores == sorted(scores, reverse=True)
+        assert scores[0] == pytest.approx(face.score) and all(0.0 <= s <= 1.0 for s in scores)
+        assert (face.label == "unknown") == (face.score < threshold)
+        assert face.label in ("unknown", face.top_k[0][0])
