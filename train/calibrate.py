@@ -178,8 +178,8 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
         },
     }
     result["fewshot"] = judge_fewshot(score, newcomers, few, halves[1], strangers["test"],
-                                       (test_outputs, test_labels), threshold, gallery_curve, draws, rng,
-                                       scene_faces["test"] if scene_faces else None)
+                                      (test_outputs, test_labels), threshold, gallery_curve, draws, rng,
+                                      scene_faces["test"] if scene_faces else None)
     if scene_faces:
         result["scenes"] = judge_scene_faces(scene_faces, score, threshold, (gallery_curve, newcomers, few))
         result["non_faces"] = judge_non_faces(recognizer, score, threshold, scenes, scene_parts["test"],

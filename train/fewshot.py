@@ -41,7 +41,7 @@ def draw_episode(embeddings, labels, pool, shots, rng, skip_small=False):
 
 
 def judge_fewshot(score_of, newcomers, few, pool, unknown_outputs, known, threshold, curve, draws, rng,
-                   scene_outputs=None):
+                  scene_outputs=None):
     """k-shot accuracy among new characters with the model and the unknown rule in play, and
     what the gallery does to unknown and known faces (and to the faces found in the held-out
     scenes), on the held-out half."""
