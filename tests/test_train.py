@@ -281,6 +281,17 @@ def test_calibration_skips_an_unreadable_illustration_with_a_warning(data, recog
     assert "warning: skipped" in err and "broken.jpg" in err
 
 
+def test_calibration_stops_with_a_sentence_when_no_illustration_of_a_half_can_be_read(recognizer, tmp_path, capsys):
+    from animerec.errors import ImageError
+    from train.scenes import detected_faces, scene_halves
+
+    for i in range(4):
+        (tmp_path / f"{i}.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(ImageError, match="None of the 2 illustrations from .* could be read"):
+        detected_faces(recognizer, scene_halves(tmp_path))
+    assert capsys.readouterr().err.count("warning: skipped") == 2, "the first half's two are tried, then it stops"
+
+
 def test_calibration_says_when_the_scenes_folder_has_too_few_illustrations(tmp_path):
     from train.scenes import scene_halves
 

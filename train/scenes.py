@@ -29,12 +29,20 @@ def scene_halves(scenes, seed=0):
 
 def read_scenes(paths):
     """(path, (H, W, 3) uint8 RGB image) for each illustration in `paths` that decodes; an
-    unreadable one is skipped with a warning on stderr."""
+    unreadable one is skipped with a warning on stderr. When none of them decodes, ImageError
+    says so once they are all tried: rates judged on no picture at all would mean nothing."""
+    read = 0
     for path in paths:
         try:
-            yield path, decode_image(Path(path).read_bytes())
+            image = decode_image(Path(path).read_bytes())
         except ImageError as error:
             print(f"warning: skipped {path}: {error}", file=sys.stderr)
+            continue
+        read += 1
+        yield path, image
+    if paths and not read:
+        raise ImageError(f"None of the {len(paths)} illustrations from {Path(paths[0]).parent} could be read "
+                         "(see the warnings above): replace them with readable JPEGs.")
 
 
 def detected_faces(recognizer, halves):
