@@ -128,7 +128,7 @@ class Recognizer:
         calibration of `raw_scores` applied to every character's cosine (or probability), so
         the closest characters are ranked and charted on the scale the threshold uses;
         uncalibrated cosines are mapped linearly."""
-        raw = outputs.probabilities if outputs.cosines is None else outputs.cosines
+        raw = naming_scores(outputs)
         if self.model_calibration is not None:
             return self.model_calibration(raw).astype(np.float32)
         return np.minimum(raw if outputs.cosines is None else (raw + 1) / 2, MAX_SCORE).astype(np.float32)
@@ -136,6 +136,14 @@ class Recognizer:
     def scores(self, outputs):
         """Each face's calibrated score in [0, 1] for its top character (see `candidate_scores`)."""
         return self.candidate_scores(outputs).max(axis=1, initial=0.0)
+
+
+def naming_scores(outputs):
+    """(N, C): the numbers whose largest names each face: the cosine to each character's
+    prototype for a cosine head, else the probability. With mirror-image averaging the two can
+    disagree (the mean of two softmaxes is not the softmax of the mean cosines); the page names
+    by this, and so do the trainer's metrics."""
+    return outputs.probabilities if outputs.cosines is None else outputs.cosines
 
 
 def predict(model, crops, flip_average=False):

@@ -8,6 +8,7 @@ import pytest
 
 from animerec.crop import resize_square
 from animerec.decode import decode_image
+from animerec.model import naming_scores
 from train.evaluate import classification_metrics
 
 
@@ -27,8 +28,8 @@ def test_the_card_scores_are_reproduced_on_the_test_split(recognizer, data):
     crops = np.stack([resize_square(decode_image((data / "faces" / f).read_bytes()), recognizer.input_size)
                       for f in test_files])
     labels = np.array([slugs.index(f.split("/")[0]) for f in test_files])
-    probabilities = np.concatenate([recognizer.classify(crops[i:i + 128]) for i in range(0, len(crops), 128)])
-    measured = classification_metrics(probabilities, labels, slugs)
+    scores = np.concatenate([naming_scores(recognizer.run(crops[i:i + 128])) for i in range(0, len(crops), 128)])
+    measured = classification_metrics(scores, labels, slugs)
     card = recognizer.card["metrics"]["test"]
     print(f"\ndefault model on its {len(test_files)} test faces: accuracy {measured['accuracy']:.4f}, "
           f"macro accuracy {measured['macro_accuracy']:.4f} (card: {card['accuracy']}, {card['macro_accuracy']})")

@@ -101,6 +101,16 @@ def test_evaluate_returns_the_documented_json(trained, shapes, tmp_path):
     assert Image.open(tmp_path / "cm.png").size[0] > 100
 
 
+def test_evaluate_on_the_models_own_test_split_gives_the_cards_numbers(trained, shapes, tmp_path):
+    from train.evaluate import evaluate_folder
+
+    out, card = trained
+    result = evaluate_folder(shapes, out, tmp_path / "test.png", part="test")
+    expected = card["metrics"]["test"]
+    assert result["part"] == "test" and result["images"] == expected["images"] == card["training"]["images"]["test"]
+    assert (result["accuracy"], result["macro_accuracy"]) == (expected["accuracy"], expected["macro_accuracy"])
+
+
 def test_prepare_crops_a_real_scene_and_skips_a_corrupt_file(data, tmp_path, capsys):
     from train.prepare import prepare
 

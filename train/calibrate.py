@@ -38,7 +38,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from animerec.calibration import GalleryScore, Logistic, auroc, fit_logistic, roc_curve
 from animerec.errors import ModelError
-from animerec.model import CARD_FILE, CARD_MARKDOWN, COHORT_FILE, LABELS_FILE, Outputs, load_recognizer, unit_rows
+from animerec.model import (CARD_FILE, CARD_MARKDOWN, COHORT_FILE, LABELS_FILE, Outputs, load_recognizer, naming_scores,
+                            unit_rows)
 from train.dataset import degrade, load_faces, load_unlabelled, read_split, read_unknown_split, split_unlabelled
 from train.export import card_markdown
 from train.fewshot import SHOTS, draw_episode, judge_fewshot, split_each_class
@@ -102,7 +103,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
     raw_strangers = [raw_unknown, raw_newcomers]
     if scene_faces and len(scene_faces["calibration"].probabilities):
         raw_strangers.append(recognizer.raw_scores(scene_faces["calibration"]))
-    right = val_outputs.probabilities.argmax(axis=1) == val_labels
+    right = naming_scores(val_outputs).argmax(axis=1) == val_labels
     negatives = np.concatenate(raw_strangers)
     model_curve = fit_logistic(np.r_[raw_known, negatives], np.r_[right, np.zeros(len(negatives), bool)])
     # The threshold rejects `target` of each kind of stranger: `unknown/`, the few-shot
@@ -145,13 +146,13 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
     # Judged on faces used for nothing above.
     test_outputs, test_labels = known["test"]
     known_scores = score(test_outputs)
-    known_named = (test_outputs.probabilities.argmax(axis=1) == test_labels) & (known_scores >= threshold)
+    known_named = (naming_scores(test_outputs).argmax(axis=1) == test_labels) & (known_scores >= threshold)
     unknown_scores = score(strangers["test"])
     clean_outputs = recognizer.run(faces.images[split["test"]])
-    clean_named = ((clean_outputs.probabilities.argmax(axis=1) == test_labels)
+    clean_named = ((naming_scores(clean_outputs).argmax(axis=1) == test_labels)
                    & (score(clean_outputs) >= threshold))
     fpr, tpr, _ = roc_curve(known_scores, unknown_scores)
-    _, named_tpr, _ = roc_curve(np.where(test_outputs.probabilities.argmax(axis=1) == test_labels, known_scores, -1.0),
+    _, named_tpr, _ = roc_curve(np.where(naming_scores(test_outputs).argmax(axis=1) == test_labels, known_scores, -1.0),
                                 unknown_scores)
     result = {
         "score": "calibrated chance that the name is right: a logistic curve of the cosine to the nearest "
@@ -174,7 +175,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
             "unknown_labelled_unknown": round(float((unknown_scores < threshold).mean()), 4),
             "known_keep_correct_name": round(float(known_named.mean()), 4),
             "known_keep_correct_name_at_full_size": round(float(clean_named.mean()), 4),
-            "known_accuracy_ignoring_threshold": round(float((test_outputs.probabilities.argmax(axis=1) == test_labels).mean()), 4),
+            "known_accuracy_ignoring_threshold": round(float((naming_scores(test_outputs).argmax(axis=1) == test_labels).mean()), 4),
         },
     }
     result["fewshot"] = judge_fewshot(score, newcomers, few, halves[1], strangers["test"],

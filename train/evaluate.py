@@ -4,15 +4,16 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 
-def classification_metrics(probabilities, labels, classes):
+def classification_metrics(scores, labels, classes):
     """Accuracy, macro accuracy (mean per-class recall), top-5 accuracy and per-class recall.
 
-    probabilities: (N, C) float. labels: (N,) int indices into `classes`.
+    scores: (N, C) float, the largest naming the face (`animerec.model.naming_scores`).
+    labels: (N,) int indices into `classes`.
     Returns a JSON-ready dict; classes with no examples are left out of the macro mean.
     """
     labels = np.asarray(labels)
-    predicted = probabilities.argmax(axis=1)
-    top5 = np.argsort(-probabilities, axis=1)[:, :5]
+    predicted = scores.argmax(axis=1)
+    top5 = np.argsort(-scores, axis=1)[:, :5]
     recall = {}
     for i, slug in enumerate(classes):
         members = labels == i
@@ -27,10 +28,10 @@ def classification_metrics(probabilities, labels, classes):
     }
 
 
-def confusion_matrix(probabilities, labels, num_classes):
-    """(C, C) int counts: row = true class, column = predicted class."""
+def confusion_matrix(scores, labels, num_classes):
+    """(C, C) int counts: row = true class, column = predicted class (the largest score)."""
     matrix = np.zeros((num_classes, num_classes), np.int64)
-    np.add.at(matrix, (np.asarray(labels), probabilities.argmax(axis=1)), 1)
+    np.add.at(matrix, (np.asarray(labels), scores.argmax(axis=1)), 1)
     return matrix
 
 
@@ -61,30 +62,39 @@ def confusion_png(matrix, classes, path, title=""):
     image.save(path)
 
 
-def evaluate_folder(data, model_path, confusion_path=None):
+def evaluate_folder(data, model_path, confusion_path=None, part=None):
     """Run a model directory over folder-per-class crops; returns the metrics dict and writes
-    the confusion matrix PNG (default: `confusion.png` beside the model directory).
+    the confusion matrix PNG (default: `confusion.png` beside the model directory). Each face is
+    named as the page names it (`animerec.model.naming_scores`).
 
-    Folders whose name the model does not know are counted as always wrong.
+    Folders whose name the model does not know are counted as always wrong. `part` ("train",
+    "val" or "test") keeps only the crops the model directory's `split.json` put there, so
+    `data` must then be the folder it trained on.
     """
     from pathlib import Path
 
-    from animerec.model import load_recognizer
-    from train.dataset import list_images, load_faces
+    from animerec.model import load_recognizer, naming_scores
+    from train.dataset import FaceSet, list_images, load_faces, read_split
 
     recognizer = load_recognizer(model_path)
     known = [c.slug for c in recognizer.characters]
     classes = known + sorted(set(list_images(data)) - set(known))
     faces = load_faces(data, recognizer.input_size, classes=classes)
-    probabilities = np.concatenate(
-        [recognizer.classify(faces.images[i : i + 256]) for i in range(0, len(faces.labels), 256)]
+    if part:
+        kept = read_split(Path(model_path) / "split.json", faces.files)[part]
+        faces = FaceSet(faces.images[kept], faces.labels[kept], classes, [faces.files[i] for i in kept])
+    scores = np.concatenate(
+        [naming_scores(recognizer.run(faces.images[i : i + 256])) for i in range(0, len(faces.labels), 256)]
         or [np.zeros((0, len(known)), np.float32)]
     )
-    padded = np.pad(probabilities, ((0, 0), (0, len(classes) - len(known))))
+    # Folders the model does not know get a column no face can win.
+    padded = np.pad(scores, ((0, 0), (0, len(classes) - len(known))), constant_values=-np.inf)
     result = classification_metrics(padded, faces.labels, classes)
     result["model"] = recognizer.version
+    if part:
+        result["part"] = part
     path = Path(confusion_path) if confusion_path else Path(model_path) / "confusion.png"
     confusion_png(confusion_matrix(padded, faces.labels, len(classes)), classes, path,
-                  title=f"{recognizer.version} on {Path(data).name}")
+                  title=f"{recognizer.version} on {Path(data).name}" + (f", {part} split" if part else ""))
     result["confusion_png"] = str(path)
     return result

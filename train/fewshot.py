@@ -3,6 +3,7 @@ rest, with the model's characters and the unknown rule still in play (open-set).
 
 import numpy as np
 
+from animerec.model import naming_scores
 from animerec.recognize import gallery_score
 
 SHOTS = (1, 3, 5)
@@ -49,7 +50,7 @@ def judge_fewshot(score_of, newcomers, few, pool, unknown_outputs, known, thresh
     unknown_model = score_of(unknown_outputs)
     known_outputs, known_labels = known
     known_model = score_of(known_outputs)
-    known_right = known_outputs.probabilities.argmax(axis=1) == known_labels
+    known_right = naming_scores(known_outputs).argmax(axis=1) == known_labels
     scene_model = score_of(scene_outputs) if scene_outputs is not None else None
     table = {}
     for shots in SHOTS:

@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from animerec.model import predict
+from animerec.model import Outputs, naming_scores, outputs_model, predict
 from train.architectures import COSINE_SCALE, make_model
 from train.batches import (DEGRADE_FRACTION, DEGRADE_SIZE, NON_FACES_PER_BATCH, UNKNOWN_PER_BATCH, UNKNOWN_WEIGHT,
                            TrainingBatches)
@@ -140,10 +140,10 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     # Validation decides whether averaging each crop with its mirror image is worth its cost;
     # the test split only reports.
     flip = max((False, True), key=lambda f: classification_metrics(
-        _probabilities(final, x["val"], f), y["val"], faces.classes)["macro_accuracy"])
-    test_probabilities = _probabilities(final, x["test"], flip)
-    metrics = classification_metrics(test_probabilities, y["test"], faces.classes)
-    val_metrics = classification_metrics(_probabilities(final, x["val"], flip), y["val"], faces.classes)
+        _naming_scores(final, x["val"], f), y["val"], faces.classes)["macro_accuracy"])
+    test_scores = _naming_scores(final, x["test"], flip)
+    metrics = classification_metrics(test_scores, y["test"], faces.classes)
+    val_metrics = classification_metrics(_naming_scores(final, x["val"], flip), y["val"], faces.classes)
     log(f"test: accuracy {metrics['accuracy']:.4f}, macro accuracy {metrics['macro_accuracy']:.4f}, "
         f"top-5 {metrics['top5_accuracy']:.4f}")
 
@@ -196,9 +196,11 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
             "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {cpu_count()} cores",
             "date": datetime.date.today().isoformat(),
         },
-        "metrics": {"test": metrics, "validation": val_metrics},
+        "metrics": {"test": metrics, "validation": val_metrics,
+                    "named_by": "the highest score, as the page names: the cosine to the nearest prototype for a "
+                                "cosine head, else the probability"},
     }
-    matrix = confusion_matrix(test_probabilities, y["test"], num_classes)
+    matrix = confusion_matrix(test_scores, y["test"], num_classes)
     split_files = {name: [faces.files[i] for i in idx] for name, idx in split.items()}
     if unknown:
         split_files["unknown"] = {part: [unknown_files[i] for i in idx] for part, idx in unknown_split.items()}
@@ -210,7 +212,8 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     return card
 
 
-def _probabilities(model, images, flip_average, batch_size=256):
-    """Probabilities through the page's own function, in batches."""
-    return np.concatenate([predict(model, images[i:i + batch_size], flip_average)
+def _naming_scores(model, images, flip_average, batch_size=256):
+    """The scores that name each face, through the page's own functions, in batches."""
+    outputs = outputs_model(model)
+    return np.concatenate([naming_scores(Outputs(*predict(outputs, images[i:i + batch_size], flip_average)))
                            for i in range(0, len(images), batch_size)])
