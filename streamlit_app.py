@@ -362,6 +362,10 @@ def face_ui(i, face, crop, threshold):
         if face.label is None:
             st.markdown(f"**{i + 1}.** A face, not named: no recogniser is installed.")
             return
+        if not face.top_k:
+            st.markdown(f"**{i + 1}. Unknown**: this picture has no line in it (one flat colour or a smooth "
+                        "gradient), so it is nobody's face.")
+            return
         closest = _names(face)[0][1]
         added = " (a character you added)" if face.source == "gallery" else ""
         if face.label == "unknown":

@@ -7,6 +7,7 @@ can move its sliders and enrol characters without running the network again.
 
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 
 from animerec import defaults
@@ -24,7 +25,8 @@ class Analysis(NamedTuple):
     model). probabilities: (N, C) float32, or None when no model is installed.
     embeddings: (N, D) unit-length float32, or None. scores: (N, C) the calibrated score of
     each face for each character (see `Recognizer.candidate_scores`), or None to use the
-    probabilities.
+    probabilities. featureless: (N,) bool, the crops with no line in them (see `featureless`),
+    which are Unknown with score 0 and no candidates; or None.
     """
 
     boxes: list
@@ -32,6 +34,7 @@ class Analysis(NamedTuple):
     probabilities: object
     embeddings: object = None
     scores: object = None
+    featureless: object = None
 
 
 class Recognition(NamedTuple):
@@ -44,8 +47,10 @@ class Recognition(NamedTuple):
     threshold; 0.0 without a model.
     top_k: [(slug, score), ...] the closest characters, the model's and the gallery's together,
     best first, each with its calibrated score (the scale of `score` and the threshold); the
-    first is the closest character even when the face is Unknown. [] without a model.
-    source: "model" or "gallery", where the best answer came from; None without a model.
+    first is the closest character even when the face is Unknown. [] without a model, and for a
+    crop with no line in it (`featureless`: a flat colour, a smooth gradient), which is Unknown.
+    source: "model" or "gallery", where the best answer came from; None without a model or
+    candidates.
     """
 
     box: Box
@@ -69,7 +74,8 @@ def analyse(image, detector, recognizer=None, settings=DetectorSettings(), detec
     if recognizer is None:
         return Analysis(boxes, crops, None)
     outputs = recognizer.run(crops)
-    return Analysis(boxes, crops, outputs.probabilities, outputs.embeddings, recognizer.candidate_scores(outputs))
+    return Analysis(boxes, crops, outputs.probabilities, outputs.embeddings, recognizer.candidate_scores(outputs),
+                    featureless(crops))
 
 
 def name_faces(analysis, characters, threshold=defaults.THRESHOLD, top_k=defaults.TOP_K,
@@ -92,14 +98,26 @@ def name_faces(analysis, characters, threshold=defaults.THRESHOLD, top_k=default
         scores = np.concatenate([scores, gallery_score(cosines, analysis.embeddings, gallery_calibration)], axis=1)
         slugs, sources = slugs + gallery.slugs, sources + ["gallery"] * len(gallery.slugs)
         names.update(zip(gallery.slugs, gallery.names))
+    blank = np.zeros(len(analysis.boxes), bool) if analysis.featureless is None else analysis.featureless
     faces = []
-    for box, row in zip(analysis.boxes, scores):
+    for box, row, featureless_crop in zip(analysis.boxes, scores, blank):
+        if featureless_crop:  # nobody, whatever the network says: no candidates to rank
+            faces.append(Recognition(box, UNKNOWN, "Unknown", 0.0, []))
+            continue
         order = np.argsort(-row, kind="stable")[: max(1, top_k)]
         ranked = [(slugs[j], float(row[j])) for j in order]
         slug, score = ranked[0]
         label, name = (slug, names.get(slug)) if score >= threshold else (UNKNOWN, "Unknown")
         faces.append(Recognition(box, label, name, score, ranked, sources[order[0]]))
     return faces
+
+
+def featureless(crops):
+    """(N,) bool: which of (N, S, S, 3) uint8 crops have no line in them (a flat colour, a smooth
+    gradient: see `defaults.MIN_DETAIL`). Such a crop is nobody's face, whatever the network
+    says of it."""
+    grey = [cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY) for crop in crops]
+    return np.array([np.abs(cv2.Laplacian(g, cv2.CV_32F)).mean() < defaults.MIN_DETAIL for g in grey], bool)
 
 
 def gallery_score(cosines, embeddings, calibration=None):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -23,7 +24,8 @@ def run_cli(*args, env=None, cwd=ROOT):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
-    (folder / "card.png").write_bytes(encode(Image.fromarray(gradient(80, 60))))
+    stripes = (np.arange(80) // 4 % 2 * 60).astype(np.uint8)[None, :, None]  # lines, so the network is asked
+    (folder / "card.png").write_bytes(encode(Image.fromarray(gradient(80, 60) // 2 + stripes)))
     (folder / "blank.jpg").write_bytes(encode(Image.new("RGB", (120, 90), "white"), "JPEG"))
     (folder / "empty.png").write_bytes(b"")
     (folder / "text.png").write_bytes(b"<html>this is not a picture</html>")
@@ -61,6 +63,14 @@ def test_no_detect_gives_one_face_per_image_with_the_full_box(files):
     assert face["box"] == [0, 0, 80, 60]
     assert len(face["top_k"]) == 4
     assert face["label"] == ("unknown" if face["score"] < entry["threshold"] else face["top_k"][0][0])
+
+
+def test_a_flat_picture_taken_whole_is_unknown_with_no_candidates(files):
+    result = run_cli(files / "blank.jpg", "--no-detect", "--json")
+    assert result.returncode == 0, result.stderr
+    [face] = json.loads(result.stdout)[0]["faces"]
+    check_face_shape(face)
+    assert (face["label"], face["score"], face["top_k"], face["source"]) == ("unknown", 0.0, [], None)
 
 
 def test_threshold_one_makes_every_face_unknown(files):

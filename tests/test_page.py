@@ -108,7 +108,10 @@ def test_a_blank_image_says_no_face_and_offers_the_whole_image(page):
     assert any("No face found" in i.value for i in page.info)
     page.main.checkbox[0].check().run()
     assert not page.exception
-    assert len(page.get("vega_lite_chart")) == 1
+    verdict = [m.value for m in page.markdown if m.value.startswith("**1.")]
+    assert verdict == ["**1. Unknown**: this picture has no line in it (one flat colour or a smooth gradient), "
+                       "so it is nobody's face."]
+    assert not page.get("vega_lite_chart"), "no candidates to chart"
 
 
 def test_several_uploads_give_one_block_each(page, data):

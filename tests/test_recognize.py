@@ -6,7 +6,7 @@ import pytest
 from animerec import Box, analyse, decode_image, name_faces, recognize
 from animerec.detection_eval import read_boxes
 from animerec.model import Character
-from animerec.recognize import Analysis, to_dict
+from animerec.recognize import Analysis, default_threshold, to_dict
 
 CHARACTERS = [Character("a", "Alice", "S"), Character("b", "Bea", "S"), Character("c", "Cy", "T")]
 
@@ -55,6 +55,36 @@ def test_whole_image_mode_gives_one_face_with_the_full_box(detector, recognizer)
     faces = recognize(image, detector, recognizer, detect=False)
     assert len(faces) == 1 and faces[0].box == (0, 0, 70, 50)
     assert 0.0 <= faces[0].score <= 1.0
+
+
+def test_a_picture_with_no_line_in_it_is_nobody_whatever_the_network_says(detector, recognizer):
+    """A flat colour or a smooth gradient taken whole is Unknown with no candidates; before, the
+    shipped model named some vivid flat colours (this orange was Takanashi Kiara at 0.93)."""
+    orange = np.zeros((200, 200, 3), np.uint8) + np.array([255, 153, 0], np.uint8)
+    ramp = np.linspace(0, 255, 200).astype(np.uint8)
+    sky = np.stack(np.broadcast_arrays(ramp[:, None] // 3, ramp[:, None] // 2 + 60, np.full((200, 200), 230, np.uint8)), -1)
+    for picture in (orange, sky):
+        analysis = analyse(picture, detector, recognizer, detect=False)
+        assert analysis.featureless.tolist() == [True]
+        face, = recognize(picture, detector, recognizer, detect=False)
+        assert (face.label, face.name, face.score, face.top_k, face.source) == ("unknown", "Unknown", 0.0, [], None)
+    orange_score = recognizer.scores(recognizer.run(analyse(orange, detector, recognizer, detect=False).crops))[0]
+    assert orange_score > default_threshold(recognizer), "the network alone would name this orange"
+
+
+def test_no_face_crop_of_a_known_character_counts_as_featureless(data, recognizer):
+    """The rule's margin: every test crop, even shrunk to 64 px as the unknown rule judges them,
+    has lines in it (the least detailed of all 10,131 crops measures 3 against a bar of 1)."""
+    import json
+
+    from animerec.crop import resize_square
+    from animerec.recognize import featureless
+    from train.dataset import degrade
+
+    files = json.loads((recognizer.path / "split.json").read_text())["test"]
+    test = np.stack([resize_square(decode_image((data / "faces" / f).read_bytes()), recognizer.input_size)
+                     for f in files])
+    assert not featureless(test).any() and not featureless(degrade(test, 64)).any()
 
 
 def test_all_faces_of_an_image_go_through_one_forward_pass(data, detector, recognizer):

@@ -13,6 +13,7 @@ import numpy as np
 
 from animerec.crop import crop_faces
 from animerec.detection_eval import read_boxes
+from animerec.recognize import featureless
 from train.scenes import read_scenes, scene_halves
 
 BACKGROUNDS_PER_SCENE = 8
@@ -107,12 +108,14 @@ def _overlap(a, b):
 
 def judge_non_faces(recognizer, score_of, threshold, scenes, test_paths, rng, synthetic=400):
     """How many pictures with no face are called Unknown when taken whole as one face: squares
-    from the held-out illustrations `test_paths` and fresh synthetic pictures."""
+    from the held-out illustrations `test_paths` and fresh synthetic pictures, scored as the page
+    scores them (a picture with no line in it scores 0: `animerec.recognize.featureless`)."""
     size = recognizer.input_size
     kinds = {"scene_backgrounds": scene_backgrounds(test_paths, Path(scenes) / "boxes.csv", size, rng),
              "synthetic": synthetic_non_faces(synthetic, size, rng)}
     judged = {}
     for kind, images in kinds.items():
         scores = np.concatenate([score_of(recognizer.run(images[i:i + 256])) for i in range(0, len(images), 256)])
+        scores[featureless(images)] = 0.0  # as the page scores them (`animerec.recognize.name_faces`)
         judged[kind] = {"pictures": int(len(images)), "labelled_unknown": round(float((scores < threshold).mean()), 4)}
     return judged
