@@ -23,7 +23,7 @@ from animerec.decode import decode_image
 from animerec.detect import DetectorSettings, load_detector
 from animerec.draw import display_copy, draw_faces, face_colour
 from animerec.errors import AnimerecError, ModelError
-from animerec.gallery import MAX_ENROL_IMAGES, Gallery, enrolment_crops
+from animerec.gallery import MAX_ENROL_IMAGES, NO_FACE_FOUND, Gallery, enrolment_crops
 from animerec.model import load_recognizer
 from animerec.paths import DEFAULT_MODEL_DIR, model_dir
 from animerec.recognize import analyse, default_threshold, name_faces, to_dict
@@ -233,8 +233,9 @@ def enrol(gallery, recognizer, name, files, detect, settings):
             st.warning(f"{f.name}: {error}")
     crops, missed = enrolment_crops([image for _, image in images], get_detector(), recognizer.input_size,
                                     detect, settings)
-    for i in missed:
-        st.warning(f"{images[i][0]}: no face found. Use a closer picture, or tick \"already face crops\".")
+    for i, why in missed.items():
+        hint = ". Use a closer picture, or tick \"already face crops\"." if why == NO_FACE_FOUND else "."
+        st.warning(f"{images[i][0]}: {why}{hint}")
     if len(crops) == 0:
         st.error(f"Nothing was added: no face to learn {name.strip()} from.")
         return

@@ -114,7 +114,7 @@ def main(argv=None):
 
 def enroll_main(argv):
     """`enroll`: add a character to a gallery file. Returns the exit status."""
-    from animerec.gallery import MAX_ENROL_IMAGES, Gallery, enrolment_crops
+    from animerec.gallery import MAX_ENROL_IMAGES, NO_FACE_FOUND, Gallery, enrolment_crops
 
     args = build_enroll_parser().parse_args(argv)
     problem = _check_detector_arguments(args) or (
@@ -141,10 +141,10 @@ def enroll_main(argv):
             print(f"{path}: {_message(error)}", file=sys.stderr)
     crops, missed = enrolment_crops([image for _, image in images], detector, recognizer.input_size,
                                     not args.no_detect, settings)
-    for i in missed:
+    for i, why in missed.items():
         failed = True
-        print(f"{images[i][0]}: no face found: use a closer picture, or --no-detect if it is already a face.",
-              file=sys.stderr)
+        hint = ": use a closer picture, or --no-detect if it is already a face" if why == NO_FACE_FOUND else ""
+        print(f"{images[i][0]}: {why}{hint}.", file=sys.stderr)
     if len(crops) == 0:
         print(f"error: no face to enrol for {args.name!r}; nothing was written.", file=sys.stderr)
         return 1

@@ -169,24 +169,34 @@ class Gallery:
         return cls.from_bytes(data)
 
 
+NO_FACE_FOUND = "no face found"
+NO_LINE = "no line in it (one flat colour or a smooth gradient), so no face to learn from"
+
+
 def enrolment_crops(images, detector, size, detect=True, settings=None):
     """One crop per image to enrol: the largest face the detector finds (with the page's
-    margin), or with `detect` False the whole image. Returns (crops (K, S, S, 3), indices of
-    images with no face found)."""
+    margin), or with `detect` False the whole image. Returns (crops (K, S, S, 3), {index of an
+    image left out: why}): NO_FACE_FOUND, or NO_LINE for a crop that is nobody's face
+    (`animerec.recognize.featureless`), which would only blur the character's mean."""
     from animerec import defaults
     from animerec.crop import crop_faces
     from animerec.detect import Box, DetectorSettings
+    from animerec.recognize import featureless
 
-    crops, missed = [], []
+    crops, missed = [], {}
     for i, image in enumerate(images):
         if detect:
             boxes = detector.detect(image, settings or DetectorSettings())
             if not boxes:
-                missed.append(i)
+                missed[i] = NO_FACE_FOUND
                 continue
             box = max(boxes, key=lambda b: b.w * b.h)
-            crops.append(crop_faces(image, [box], size, margin=defaults.CROP_MARGIN)[0])
+            crop = crop_faces(image, [box], size, margin=defaults.CROP_MARGIN)[0]
         else:
             height, width = image.shape[:2]
-            crops.append(crop_faces(image, [Box(0, 0, width, height)], size, margin=0.0)[0])
+            crop = crop_faces(image, [Box(0, 0, width, height)], size, margin=0.0)[0]
+        if featureless(crop[None])[0]:
+            missed[i] = NO_LINE
+            continue
+        crops.append(crop)
     return (np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)), missed

@@ -222,3 +222,10 @@ def test_enrol_refuses_bad_names_foreign_galleries_and_faceless_pictures(data, t
     Image.new("RGB", (200, 200), "white").save(blank)
     result = run_cli("enroll", "Nene", blank, "--gallery", tmp_path / "g.npz")
     assert result.returncode == 1 and "no face found" in result.stderr and "nothing was written" in result.stderr
+    result = run_cli("enroll", "Nene", blank, "--gallery", tmp_path / "g.npz", "--no-detect")
+    assert result.returncode == 1 and "no line in it" in result.stderr and "nothing was written" in result.stderr
+    assert "--no-detect if" not in result.stderr, "no hint to use the option already given"
+
+    result = run_cli("enroll", "Nene", crop, blank, "--gallery", tmp_path / "g.npz", "--no-detect")
+    assert result.returncode == 1 and "blank.png: no line in it" in result.stderr
+    assert Gallery.load(tmp_path / "g.npz").counts() == {"nene": 1}, "the real face is enrolled, the blank one left out"
