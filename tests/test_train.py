@@ -110,6 +110,12 @@ def test_evaluate_on_the_models_own_test_split_gives_the_cards_numbers(trained, 
     assert result["part"] == "test" and result["images"] == expected["images"] == card["training"]["images"]["test"]
     assert (result["accuracy"], result["macro_accuracy"]) == (expected["accuracy"], expected["macro_accuracy"])
 
+    import shutil
+
+    bare = shutil.copytree(out, tmp_path / "bare", ignore=shutil.ignore_patterns("split.json", "training"))
+    with pytest.raises(FileNotFoundError, match="has no split.json, so it has no test split"):
+        evaluate_folder(shapes, bare, tmp_path / "bare.png", part="test")
+
 
 def test_prepare_crops_a_real_scene_and_skips_a_corrupt_file(data, tmp_path, capsys):
     from train.prepare import prepare

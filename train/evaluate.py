@@ -76,12 +76,16 @@ def evaluate_folder(data, model_path, confusion_path=None, part=None):
     from animerec.model import load_recognizer, naming_scores
     from train.dataset import FaceSet, list_images, load_faces, read_split
 
+    split_file = Path(model_path) / "split.json"
+    if part and not split_file.is_file():
+        raise FileNotFoundError(f"{model_path} has no split.json, so it has no {part} split: leave out --split "
+                                "to judge it on the whole folder.")
     recognizer = load_recognizer(model_path)
     known = [c.slug for c in recognizer.characters]
     classes = known + sorted(set(list_images(data)) - set(known))
     faces = load_faces(data, recognizer.input_size, classes=classes)
     if part:
-        kept = read_split(Path(model_path) / "split.json", faces.files)[part]
+        kept = read_split(split_file, faces.files)[part]
         faces = FaceSet(faces.images[kept], faces.labels[kept], classes, [faces.files[i] for i in kept])
     scores = np.concatenate(
         [naming_scores(recognizer.run(faces.images[i : i + 256])) for i in range(0, len(faces.labels), 256)]
