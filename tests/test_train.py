@@ -425,6 +425,16 @@ def test_each_training_batch_adds_a_quarter_of_unknown_faces_with_a_uniform_targ
     assert np.all(ids[16 + extra::2] == ids[17 + extra::2])
 
 
+def test_evaluate_and_fit_say_in_one_line_when_the_data_folder_is_missing(trained, tmp_path, capsys):
+    from train.cli import main
+
+    out, _ = trained
+    for command in (["evaluate", "--model", str(out)], ["fit", "--out", str(tmp_path / "out"), "--cache", str(tmp_path)]):
+        assert main([*command, "--data", str(tmp_path / "nowhere")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == f"error: {tmp_path / 'nowhere'} is not a folder: give the folder of crops, one sub-folder per character."
+
+
 def test_fit_says_in_one_line_when_the_scenes_for_non_faces_are_missing(shapes, tmp_path, capsys):
     from train.cli import main
 

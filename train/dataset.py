@@ -35,8 +35,11 @@ class FaceSet(NamedTuple):
 
 
 def list_images(root):
-    """Return {class slug: [image paths]} for each sub-folder of `root` that holds images."""
+    """Return {class slug: [image paths]} for each sub-folder of `root` that holds images.
+    Raises FileNotFoundError, with a sentence, when `root` is not a folder."""
     root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder: give the folder of crops, one sub-folder per character.")
     classes = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
