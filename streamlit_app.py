@@ -25,7 +25,7 @@ from animerec.draw import display_copy, draw_faces, face_colour
 from animerec.errors import AnimerecError, ModelError
 from animerec.gallery import MAX_ENROL_IMAGES, NO_FACE_FOUND, Gallery, enrolment_crops
 from animerec.model import load_recognizer
-from animerec.paths import DEFAULT_MODEL_DIR, model_dir
+from animerec.paths import DEFAULT_MODEL_DIR, IMAGE_EXTENSIONS, model_dir
 from animerec.recognize import analyse, default_threshold, name_faces, to_dict
 
 log = logging.getLogger("animerec")
@@ -35,7 +35,7 @@ if not log.handlers:  # show the library's load and forward-pass lines in the se
     log.addHandler(_handler)
     log.setLevel(logging.INFO)
 
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp"]
+UPLOAD_TYPES = sorted(suffix.lstrip(".") for suffix in IMAGE_EXTENSIONS)
 # The page shows (and caches) a copy of each upload no larger than this: a 40-megapixel upload
 # would otherwise cost 120 MB per cache entry and as much again in the browser.
 DISPLAY_MAX_SIDE = 2048
@@ -125,7 +125,7 @@ def main():
 
     upload_tab, camera_tab = st.tabs(["Upload", "Webcam"])
     with upload_tab:
-        files = st.file_uploader("Images (JPEG, PNG, WebP, GIF, BMP)", type=UPLOAD_TYPES,
+        files = st.file_uploader("Images (JPEG, PNG, WebP, AVIF, GIF, BMP, TIFF)", type=UPLOAD_TYPES,
                                  accept_multiple_files=True, key="images")
         if not files:
             st.info("Choose one or several images. Illustrations with visible faces work best.")

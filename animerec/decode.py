@@ -17,7 +17,7 @@ from animerec.errors import (
 # A cut-short file must be reported, not silently padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
-FORMATS_HINT = "JPEG, PNG, WebP, GIF or BMP"
+FORMATS_HINT = "JPEG, PNG, WebP, AVIF, GIF or BMP"
 
 
 def decode_image(data, max_pixels=MAX_PIXELS):

@@ -9,7 +9,9 @@ DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
 DEFAULT_CASCADE = REPO_ROOT / "cascades" / "lbpcascade_animeface.xml"
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+# What the command line takes from a folder and the page's uploader accepts. ".jfif" is how
+# browsers on Windows often save a JPEG; AVIF is what many sites now serve.
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jfif", ".png", ".webp", ".avif", ".gif", ".bmp", ".tif", ".tiff"}
 
 
 def model_dir():

@@ -29,6 +29,8 @@ def files(tmp_path_factory):
     (folder / "blank.jpg").write_bytes(encode(Image.new("RGB", (120, 90), "white"), "JPEG"))
     (folder / "empty.png").write_bytes(b"")
     (folder / "text.png").write_bytes(b"<html>this is not a picture</html>")
+    (folder / "saved.jfif").write_bytes(encode(Image.new("RGB", (60, 40), "white"), "JPEG"))  # Windows' JPEG name
+    (folder / "notes.txt").write_text("not an image, and not taken from a folder")
     return folder
 
 
@@ -82,7 +84,7 @@ def test_threshold_one_makes_every_face_unknown(files):
 def test_a_folder_means_every_image_in_it(files):
     result = run_cli(files, "--json")
     names = [Path(r["file"]).name for r in json.loads(result.stdout)]
-    assert names == ["blank.jpg", "card.png", "empty.png", "text.png"]
+    assert names == ["blank.jpg", "card.png", "empty.png", "saved.jfif", "text.png"]
 
 
 def test_real_scene_text_output_and_annotated_png(data, tmp_path):

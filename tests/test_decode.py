@@ -17,7 +17,7 @@ from animerec import (
 from conftest import encode, gradient
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "AVIF", "GIF", "BMP", "TIFF"])
 def test_common_formats_decode_to_rgb_uint8(fmt):
     data = encode(Image.fromarray(gradient(64, 48)), fmt)
     image = decode_image(data)

@@ -3,6 +3,7 @@ within a stated memory bound. The library runs in worker processes with a timeou
 command line takes all of them in one call."""
 
 import concurrent.futures
+import io
 import json
 import multiprocessing
 import os
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SECONDS_PER_FILE = 30
 PEAK_MEMORY_MB = 1024  # a worker's peak resident memory (decode, detect, crop; no TensorFlow)
 MUTANTS = 300
+AVIF_MUTANTS = 100
 
 
 def _png_chunk(kind, body):
@@ -58,11 +60,14 @@ def odd_files():
         "svg.png": b"<?xml version='1.0'?><svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'/>",
         "html.png": b"<!doctype html><html><body><img src=x onerror=alert(1)></body></html>",
         "huge-exif.jpg": encode(Image.fromarray(gradient()), "JPEG", exif=huge_exif),
+        "noise.avif": encode(noisy, "AVIF"),
+        "transparent.avif": encode(Image.new("RGBA", (40, 40), (255, 0, 0, 0)), "AVIF"),
+        "truncated.avif": encode(noisy, "AVIF")[:400],
     }
 
 
-def mutants(original, count, seed=0):
-    """Copies of a real JPEG with flipped bytes or cut tails, made in memory."""
+def mutants(original, count, seed=0, suffix="jpg"):
+    """Copies of a real image file with flipped bytes or cut tails, made in memory."""
     rng = np.random.default_rng(seed)
     out = {}
     for i in range(count):
@@ -72,7 +77,7 @@ def mutants(original, count, seed=0):
         else:
             for position in rng.integers(2, len(data), int(rng.integers(1, 40))):
                 data[position] = int(rng.integers(0, 256))
-        out[f"mutant-{i:03d}.jpg"] = bytes(data)
+        out[f"mutant-{i:03d}.{suffix}"] = bytes(data)
     return out
 
 
@@ -103,8 +108,14 @@ def real_jpeg(data):
     return (data / "scenes" / "101.jpg").read_bytes()
 
 
-def test_every_odd_file_gives_a_result_or_a_sentence_within_time_and_memory(real_jpeg):
-    files = {**odd_files(), **mutants(real_jpeg, MUTANTS)}
+@pytest.fixture(scope="module")
+def real_avif(real_jpeg):
+    """The same illustration as AVIF, encoded in memory: AVIF goes through another decoder."""
+    return encode(Image.open(io.BytesIO(real_jpeg)), "AVIF", quality=60)
+
+
+def test_every_odd_file_gives_a_result_or_a_sentence_within_time_and_memory(real_jpeg, real_avif):
+    files = {**odd_files(), **mutants(real_jpeg, MUTANTS), **mutants(real_avif, AVIF_MUTANTS, suffix="avif")}
     context = multiprocessing.get_context("spawn")
     outcomes, peaks = {}, []
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=context) as pool:
@@ -118,18 +129,21 @@ def test_every_odd_file_gives_a_result_or_a_sentence_within_time_and_memory(real
             peaks.append(peak)
     crashes = {n: d for n, (o, d) in outcomes.items() if o == "crash"}
     assert not crashes, crashes
-    expected_refusals = {"empty.jpg", "random.jpg", "truncated.jpg", "truncated.png", "bomb.png", "svg.png", "html.png"}
+    expected_refusals = {"empty.jpg", "random.jpg", "truncated.jpg", "truncated.png", "bomb.png", "svg.png", "html.png",
+                         "truncated.avif"}
     assert {n for n, (o, _) in outcomes.items() if o == "refused" and not n.startswith("mutant")} == expected_refusals
-    for name in ("strip.png", "sixteen-bit.png", "cmyk.jpg", "palette-transparent.png", "animated.gif", "huge-exif.jpg"):
+    for name in ("strip.png", "sixteen-bit.png", "cmyk.jpg", "palette-transparent.png", "animated.gif", "huge-exif.jpg",
+                 "noise.avif", "transparent.avif"):
         assert outcomes[name][0] == "ok", (name, outcomes[name])
     assert outcomes["exif-rotated.jpg"][1][0] == (64, 48, 3)
     for name, (outcome, detail) in outcomes.items():
         if outcome == "refused":
             message = detail.split(": ", 1)[1]
             assert message[0].isupper() and message.rstrip().endswith("."), (name, message)
-    refused = sum(o == "refused" for n, (o, _) in outcomes.items() if n.startswith("mutant"))
-    print(f"\n{MUTANTS} mutated JPEGs: {MUTANTS - refused} decoded, {refused} refused with a sentence; "
-          f"peak worker memory {max(peaks):.0f} MB")
+    for suffix, count in (("jpg", MUTANTS), ("avif", AVIF_MUTANTS)):
+        refused = sum(o == "refused" for n, (o, _) in outcomes.items() if n.startswith("mutant") and n.endswith(suffix))
+        print(f"\n{count} mutated .{suffix} files: {count - refused} decoded, {refused} refused with a sentence")
+    print(f"peak worker memory {max(peaks):.0f} MB")
     assert max(peaks) < PEAK_MEMORY_MB
 
 
