@@ -10,6 +10,17 @@ from animerec.paths import data_dir
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+CALL_REPORT = pytest.StashKey()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each test's report on the test, so a fixture can tell at teardown that it failed."""
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_REPORT] = report
+    return report
+
 
 def encode(image, fmt="PNG", **options):
     """Encode a PIL image to bytes in memory."""

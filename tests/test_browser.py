@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from animerec import decode_image
+from conftest import CALL_REPORT
 from webtest.server import chromium_available, launch, serve, upload_and_wait, wait_idle
 
 if not chromium_available() and os.environ.get("ANIMEREC_REQUIRE_BROWSER"):
@@ -54,6 +55,24 @@ def browser(playwright):
     chromium = launch(playwright)
     yield chromium
     chromium.close()
+
+
+@pytest.fixture(autouse=True)
+def evidence_on_failure(request, shots):
+    """When a test fails, what the browser and the server last showed, in the failure report
+    (CI keeps no files): the end of each open page's text and of the server's log, and a
+    screenshot of each page in the screenshots folder."""
+    yield
+    report = request.node.stash.get(CALL_REPORT, None)
+    if report is None or not report.failed:
+        return
+    browser, server = request.node.funcargs.get("browser"), request.node.funcargs.get("server")
+    for i, page in enumerate(p for context in (browser.contexts if browser else []) for p in context.pages):
+        page.screenshot(path=shots / f"failed-{request.node.name}-{i}.png", full_page=True)
+        print(f"--- page {i}, its text's end:\n{page.locator('body').inner_text()[-1500:]}")
+        page.context.close()
+    if server:
+        print(f"--- the server's log, its end:\n{server.log()[-3000:]}")
 
 
 def open_page(browser, server):
