@@ -17,7 +17,7 @@ Importing this package does not import TensorFlow; `load_recognizer` does.
 
 from animerec.crop import crop_faces
 from animerec.decode import decode_image
-from animerec.detect import Box, DetectorSettings, FaceDetector, load_detector
+from animerec.detect import Box, DetectorSettings, FaceDetector, face_outline, load_detector
 from animerec.draw import draw_faces
 from animerec.errors import (
     AnimerecError,
@@ -38,6 +38,6 @@ __all__ = [
     "AnimerecError", "Analysis", "Box", "CascadeError", "Character", "DetectorSettings",
     "EmptyImageError", "FaceDetector", "Gallery", "GalleryError", "ImageError", "ImageTooLargeError", "ModelError",
     "NotAnImageError", "Recognition", "Recognizer", "TruncatedImageError", "analyse",
-    "crop_faces", "decode_image", "draw_faces", "enrolment_crops", "load_detector", "load_recognizer",
+    "crop_faces", "decode_image", "draw_faces", "enrolment_crops", "face_outline", "load_detector", "load_recognizer",
     "name_faces", "recognize",
 ]

@@ -19,6 +19,14 @@ DETECT_TURNED_MAX_SIDE = 224
 # Cropping: the detector's box is tight around eyes and chin; the training crops show hair too.
 CROP_MARGIN = 0.2  # of the box's width and height, added on every side
 
+# The face as drawn and reported: the cascade's box runs from the brows to below the chin, while
+# people's boxes take in the forehead and the top of the head. The outline is this many times
+# the box's side, its centre raised by this share of the box's height: medians of the 165 boxes
+# the detector matched in one half of ../shared/data/scenes, checked on the other half (`python
+# -m animerec.bench detection` gives both figures).
+OUTLINE_SCALE = 1.17
+OUTLINE_RAISE = 0.24
+
 # Recognition.
 THRESHOLD = 0.5  # used when the model's card names none
 TOP_K = 3

@@ -60,6 +60,8 @@ class FaceDetector:
         """Find anime faces in an (H, W, 3) uint8 RGB image.
 
         Returns a list of Box sorted left to right, in pixels of `image`; [] when there is none.
+        These are the cascade's boxes, brows to chin: the model's crops are cut around them
+        (`crop_faces`), and `face_outline` turns one into the whole face as the page draws it.
         """
         height, width = image.shape[:2]
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
@@ -90,6 +92,19 @@ class FaceDetector:
             if right > left and bottom > top:
                 boxes.append(Box(left, top, right - left, bottom - top))
         return sorted(boxes)
+
+
+def face_outline(box, image_shape, scale=defaults.OUTLINE_SCALE, raise_by=defaults.OUTLINE_RAISE):
+    """The whole face around one of the cascade's boxes, as people mark a face and as the page
+    draws and reports it: `scale` times the box's side, its centre raised by `raise_by` of the
+    box's height (see `defaults.OUTLINE_SCALE`), clamped to an image of `image_shape` (H, W, ...).
+    Returns a Box."""
+    x, y, w, h = box
+    height, width = image_shape[:2]
+    cx, cy = x + w / 2, y + h / 2 - raise_by * h
+    left, top = max(0, round(cx - scale * w / 2)), max(0, round(cy - scale * h / 2))
+    right, bottom = min(width, round(cx + scale * w / 2)), min(height, round(cy + scale * h / 2))
+    return Box(left, top, max(1, right - left), max(1, bottom - top))
 
 
 def _equalised_copy(grey, max_side):

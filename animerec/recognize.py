@@ -13,7 +13,7 @@ import numpy as np
 from animerec import defaults
 from animerec.calibration import MAX_SCORE
 from animerec.crop import crop_faces
-from animerec.detect import Box, DetectorSettings
+from animerec.detect import Box, DetectorSettings, face_outline
 
 UNKNOWN = "unknown"
 
@@ -21,8 +21,9 @@ UNKNOWN = "unknown"
 class Analysis(NamedTuple):
     """What the detector and the model made of one image.
 
-    boxes: list of Box. crops: (N, S, S, 3) uint8, what the model saw (S = 96 without a
-    model). probabilities: (N, C) float32, or None when no model is installed.
+    boxes: list of Box, each face's outline (`face_outline`: what is drawn and reported; the
+    whole image when it is taken as one face). crops: (N, S, S, 3) uint8, what the model saw,
+    cut around the cascade's boxes (S = 96 without a model). probabilities: (N, C) float32, or None when no model is installed.
     embeddings: (N, D) unit-length float32, or None. scores: (N, C) the calibrated score of
     each face for each character (see `Recognizer.candidate_scores`), or None to use the
     probabilities. featureless: (N,) bool, the crops with no line in them (see `featureless`),
@@ -71,6 +72,8 @@ def analyse(image, detector, recognizer=None, settings=DetectorSettings(), detec
     boxes = detector.detect(image, settings) if detect else [Box(0, 0, width, height)]
     size = recognizer.input_size if recognizer else 96
     crops = crop_faces(image, boxes, size, margin=defaults.CROP_MARGIN if detect else 0.0)
+    if detect:
+        boxes = [face_outline(box, image.shape) for box in boxes]
     if recognizer is None:
         return Analysis(boxes, crops, None)
     outputs = recognizer.run(crops)

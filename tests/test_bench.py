@@ -40,13 +40,17 @@ def test_detection_benchmark_goes_from_upstream_to_the_page_default(two_scenes):
     out = bench("detection", "--images", two_scenes)
     assert "2 images, 3 marked faces" in out
     rows = table_rows(out)
-    assert list(rows)[0] == "upstream, before" and list(rows)[-1] == "page default"
+    labels = list(rows)
+    assert labels[0] == "upstream, before" and labels[4] == "page default"
+    # Then the page default's boxes as drawn, and the halves that fitted and judged the outline.
+    assert labels[5] == "page default: face outlines, as drawn (2 scenes)" and len(labels) == 10
     assert all(0.0 <= p <= 1.0 and 0.0 <= r <= 1.0 for p, r in rows.values())
 
 
 def test_detection_benchmark_with_settings_given(two_scenes):
     out = bench("detection", "--images", two_scenes, "--max-side", "640", "--angles", "0")
-    assert list(table_rows(out)) == ["the settings given"]
+    labels = list(table_rows(out))
+    assert labels[0] == "the settings given" and labels[1] == "the settings given: face outlines, as drawn (2 scenes)"
     assert f"| {describe(DetectorSettings(max_side=640, angles=(0,)))} |" in out
 
 
