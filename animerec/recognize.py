@@ -41,7 +41,8 @@ class Analysis(NamedTuple):
 class Recognition(NamedTuple):
     """One face, named.
 
-    box: Box, (x, y, w, h) in pixels of the decoded RGB image.
+    box: Box, (x, y, w, h) in pixels of the decoded RGB image: the face's outline (`face_outline`),
+    or the whole image when it was taken as one face.
     label: the character's slug, "unknown" when `score` < threshold, None without a model.
     name: display name of `label` ("Unknown" for unknown), None without a model.
     score: calibrated confidence in [0, 1] that the best answer is right, compared with the
