@@ -58,9 +58,13 @@ def build_enroll_parser():
 
 def _detector_arguments(parser):
     detector = parser.add_argument_group("detector")
-    detector.add_argument("--scale-factor", type=float, default=defaults.SCALE_FACTOR)
-    detector.add_argument("--min-neighbors", type=int, default=defaults.MIN_NEIGHBORS)
-    detector.add_argument("--min-size", type=int, default=defaults.MIN_SIZE)
+    detector.add_argument("--scale-factor", type=float, default=defaults.SCALE_FACTOR,
+                          help="step between the sizes searched: smaller finds more faces, slower (default %(default)s)")
+    detector.add_argument("--min-neighbors", type=int, default=defaults.MIN_NEIGHBORS,
+                          help="overlapping hits a face needs: fewer finds more, with more mistakes "
+                               "(default %(default)s)")
+    detector.add_argument("--min-size", type=int, default=defaults.MIN_SIZE,
+                          help="smallest face searched for, in pixels of the image (default %(default)s)")
     detector.add_argument("--max-side", type=int, default=defaults.DETECT_MAX_SIDE,
                           help="longest side of the copy the upright pass searches; turned passes use at most "
                                f"{defaults.DETECT_TURNED_MAX_SIDE} px (default %(default)s)")
