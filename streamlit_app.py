@@ -308,7 +308,7 @@ def about_ui(recognizer):
 
 
 def results_ui(inputs, recognizer, threshold, top_k, settings):
-    """One result block per (name, bytes), then downloads of all results."""
+    """One result block per (name, bytes), then downloads of all results when any image was read."""
     rows = []
     for index, (name, data) in enumerate(inputs):
         try:
@@ -321,7 +321,7 @@ def results_ui(inputs, recognizer, threshold, top_k, settings):
             st.error(f"{name}: something went wrong while reading this image ({type(error).__name__}). "
                      "Try another file; the rest of the page still works.")
             rows.append({"file": name, "error": f"internal error ({type(error).__name__})"})
-    if inputs:
+    if any("faces" in row for row in rows):  # nothing to download when no image could be read
         downloads_ui(rows, key=hashlib.sha1("".join(n for n, _ in inputs).encode()).hexdigest()[:8])
 
 

@@ -97,6 +97,7 @@ def test_the_tilted_faces_switch_decides_whether_a_turned_face_is_found(page, da
 def test_junk_bytes_give_a_sentence_and_the_next_upload_works(page, data):
     upload(page, ("junk.png", b"definitely not a picture", "image/png"))
     assert len(page.error) == 1 and "not an image" in page.error[0].value
+    assert not page.get("download_button"), "no results to download when no image was read"
     upload(page, ("empty.jpg", b"", "image/jpeg"), ("101.jpg", (data / "scenes" / "101.jpg").read_bytes(), "image/jpeg"))
     assert len(page.error) == 1 and "empty" in page.error[0].value
     assert len(page.get("vega_lite_chart")) == 2

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -86,9 +87,11 @@ def launch(playwright, extra_args=()):
 
 
 def upload_and_wait(page, files, timeout=180_000):
-    """Upload files in the Upload tab and wait until the page has answered for all of them."""
+    """Upload files in the Upload tab and wait until the page has answered for all of them: each
+    file's result starts "NAME: ", the caption under its picture or the error saying why not."""
     page.locator("[data-testid=stMain] input[type=file]").first.set_input_files([str(f) for f in files])
-    page.get_by_text("Download all results (JSON)").first.wait_for(timeout=timeout)
+    for f in files:
+        page.get_by_text(re.compile("^" + re.escape(Path(f).name) + ": ")).first.wait_for(timeout=timeout)
     wait_idle(page, timeout)
 
 
