@@ -1,5 +1,7 @@
 """Drawing recognitions onto a copy of the image. Drawing is kept apart from detection."""
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -10,6 +12,9 @@ from animerec import defaults
 # is drawn colour-on-black so it stays visible on light and dark art alike.
 PALETTE = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7"]
 UNKNOWN_COLOUR = "#BBBBBB"
+# A caption's font is this fraction of the image's width: the page shows each image at its
+# column's width, about 360 px on a phone and 550 px on a desktop.
+CAPTION_FONT_PER_WIDTH = 1 / 30
 
 
 def face_colour(index, face):
@@ -46,29 +51,82 @@ def draw_faces(image, faces, scale=1.0):
     """Return a copy of an (H, W, 3) uint8 RGB image with each face's numbered box and caption.
 
     faces: a list of Recognition, numbered from 1 in list order. `scale` maps their boxes onto
-    `image` when it is a resized copy of the analysed image (see `display_copy`). A caption wider
-    than the image is drawn smaller, or as the face's number alone.
+    `image` when it is a resized copy of the analysed image (see `display_copy`). Captions are
+    placed by `caption_layout`: sized to the image's width, and kept off the other faces.
     """
     canvas = Image.fromarray(image)
     draw = ImageDraw.Draw(canvas)
-    short = min(canvas.size)
-    line = max(2, round(short / 300))
-    font_size = max(12, round(short / 40))
+    line = _line_width(canvas.size[0])
     for i, face in enumerate(faces):
         x, y, w, h = (round(v * scale) for v in face.box)
-        colour = face_colour(i, face)
         draw.rectangle([x - line, y - line, x + w + line, y + h + line], outline="black", width=line)
-        draw.rectangle([x, y, x + w, y + h], outline=colour, width=line)
-        pad = max(2, line)
-        caption, caption_font = _fitting_caption(draw, i, face, font_size, canvas.size[0] - 2 * pad)
-        left, top, right, bottom = draw.textbbox((0, 0), caption, font=caption_font)
-        text_h = bottom - top + 2 * pad
-        text_y = y - line - text_h if y - line - text_h >= 0 else y + line
-        text_x = min(max(0, x - line), max(0, canvas.size[0] - (right - left) - 2 * pad))
-        draw.rectangle([text_x, text_y, text_x + right - left + 2 * pad, text_y + text_h],
-                       fill=colour, outline="black")
-        draw.text((text_x + pad - left, text_y + pad - top), caption, fill=_ink_for(colour), font=caption_font)
+        draw.rectangle([x, y, x + w, y + h], outline=face_colour(i, face), width=line)
+    for i, (face, caption) in enumerate(zip(faces, caption_layout(faces, image.shape, scale))):
+        colour = face_colour(i, face)
+        draw.rectangle(caption.rectangle, fill=colour, outline="black")
+        draw.text(caption.origin, caption.text, fill=_ink_for(colour), font=ImageFont.load_default(size=caption.font_size))
     return np.asarray(canvas)
+
+
+class Caption(NamedTuple):
+    """Where a face's caption goes, in pixels of the image drawn on: its text, the font size,
+    the (x0, y0, x1, y1) rectangle of its label, and the (x, y) its text is drawn at."""
+
+    text: str
+    font_size: int
+    rectangle: tuple
+    origin: tuple
+
+
+def caption_layout(faces, image_shape, scale=1.0):
+    """One Caption per face, for an image of `image_shape` ((H, W) or (H, W, 3)) and faces
+    whose boxes `scale` maps onto it.
+
+    The font is 1/30 of the image's width (at least 12 px): the page shows each image at its
+    column's width, so a caption reads at about 12 px on a phone and 18 px on a desktop, however
+    large the image. Each caption goes above its box, else below it, else inside its top edge:
+    the first of those inside the image that covers no other face's box and no caption placed
+    before it. Where none is free, the face's number alone goes there (the page's per-face lines
+    and the JSON carry the name); where not even that fits, the caption covers what it must.
+    A caption wider than the image is drawn smaller, or as the number alone.
+    """
+    height, width = image_shape[:2]
+    line = pad = _line_width(width)  # a label's text is inset by the boxes' line width
+    size = max(12, round(width * CAPTION_FONT_PER_WIDTH))
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    boxes = [tuple(round(v * scale) for v in face.box) for face in faces]
+    outlines = [(x - line, y - line, x + w + line, y + h + line) for x, y, w, h in boxes]
+    placed = []
+    for i, (face, (x, y, w, h)) in enumerate(zip(faces, boxes)):
+        blockers = outlines[:i] + outlines[i + 1:] + [caption.rectangle for caption in placed]
+
+        def spots(text, font):
+            """The Captions for `text` above the box, below it and inside its top edge, those
+            inside the image (the last when none is)."""
+            left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
+            label_w, label_h = right - left + 2 * pad, bottom - top + 2 * pad
+            label_x = min(max(0, x - line), max(0, width - label_w))
+            rows = [row for row in (y - line - label_h, y + h + line, y + line) if 0 <= row <= height - label_h]
+            return [Caption(text, font.size, (label_x, row, label_x + label_w, row + label_h),
+                            (label_x + pad - left, row + pad - top)) for row in rows or [max(0, y + line)]]
+
+        named = spots(*_fitting_caption(measure, i, face, size, width - 2 * pad))
+        choice = next((c for c in named if not any(_overlap(c.rectangle, b) for b in blockers)), None)
+        if choice is None:
+            numbered = spots(f"{i + 1}", ImageFont.load_default(size=size))
+            choice = next((c for c in numbered if not any(_overlap(c.rectangle, b) for b in blockers)), named[0])
+        placed.append(choice)
+    return placed
+
+
+def _line_width(width):
+    """The boxes' line width in pixels, for an image `width` pixels wide."""
+    return max(2, round(width / 250))
+
+
+def _overlap(a, b):
+    """Whether rectangles (x0, y0, x1, y1) share any area."""
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
 
 
 def _fitting_caption(draw, index, face, size, width, smallest=10):

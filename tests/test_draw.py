@@ -1,9 +1,12 @@
-"""Drawing: boxes land where the faces are, also on a reduced display copy."""
+"""Drawing: boxes land where the faces are, also on a reduced display copy; captions stay
+legible at a phone's width and off the other faces."""
 
 import numpy as np
+from PIL import Image
 
 from animerec import Box, draw_faces
-from animerec.draw import PALETTE, UNKNOWN_COLOUR, display_copy, face_caption, face_colour
+from animerec.detection_eval import read_boxes
+from animerec.draw import PALETTE, UNKNOWN_COLOUR, _overlap, caption_layout, display_copy, face_caption, face_colour
 from animerec.recognize import Recognition
 
 
@@ -58,3 +61,49 @@ def test_colours_and_captions():
     assert face_colour(0, unknown) == UNKNOWN_COLOUR
     assert face_caption(0, known) == "1 Alice 90%"
     assert face_caption(2, Recognition(Box(0, 0, 5, 5), None, None, 0.0, [])) == "3"
+
+
+PHONE = 360  # px: the width a phone shows an image at, in the page's one column
+
+
+def outline(box):
+    return (box.x, box.y, box.x + box.w, box.y + box.h)
+
+
+def test_captions_grow_with_the_image_so_they_read_the_same_at_a_phones_width():
+    for width in (360, 725, 1024, 4000):
+        (caption,) = caption_layout([face((width // 4, 300, width // 2, width // 2))], (3000, width))
+        assert caption.text == "1 Alice 90%"
+        assert caption.font_size * PHONE / width >= 11.5, width
+
+
+def test_a_caption_that_would_cover_another_face_goes_below_its_own_box():
+    left, right = face((100, 200, 150, 150), name="Elizabeth Rose Bloodflame"), face((260, 40, 150, 150))
+    first, second = caption_layout([left, right], (600, 1000))
+    assert first.text == "1 Elizabeth Rose Bloodflame 90%"
+    assert first.rectangle[1] >= 200 + 150, "below the box: above it, it would cover the second face"
+    assert second.rectangle[3] <= 40, "above its own box, where nothing is in the way"
+    assert not _overlap(first.rectangle, second.rectangle)
+
+
+def test_with_no_free_place_for_the_name_a_caption_is_the_faces_number():
+    # A tight row of faces filling the image's height: above and below are outside the image,
+    # inside the top edge the long name runs over the neighbour.
+    faces = [face((10 + 110 * i, 0, 100, 300), name="Elizabeth Rose Bloodflame") for i in range(3)]
+    captions = caption_layout(faces, (300, 340))
+    assert [c.text for c in captions] == ["1", "2", "3"]
+    for i, caption in enumerate(captions):
+        assert not any(_overlap(caption.rectangle, outline(f.box)) for j, f in enumerate(faces) if j != i)
+
+
+def test_on_real_scenes_captions_are_legible_on_a_phone_and_rarely_cover_another_face(data):
+    """The hand-marked faces of `scenes/`, each captioned with the longest name the model knows."""
+    scenes, covering, count = data / "scenes", 0, 0
+    for name, boxes in read_boxes(scenes / "boxes.csv").items():
+        width, height = Image.open(scenes / name).size
+        faces = [face(tuple(b), name="Elizabeth Rose Bloodflame", score=0.99) for b in boxes]
+        for i, caption in enumerate(caption_layout(faces, (height, width))):
+            count += 1
+            assert caption.font_size * PHONE / width >= 11.5, name
+            covering += any(_overlap(caption.rectangle, outline(f.box)) for j, f in enumerate(faces) if j != i)
+    assert count > 300 and covering / count <= 0.02, (covering, count)
