@@ -180,7 +180,7 @@ def outputs_model(model, embedding_layer=None):
     outputs = [model.outputs[0], model.get_layer(name).output]
     if "prototypes" in names:
         outputs.append(model.get_layer("prototypes").output)
-    return keras.Model(model.inputs, outputs)
+    return keras.Model(model.input, outputs)
 
 
 def load_recognizer(path=None):

@@ -98,7 +98,7 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
         trainee = model
         losses = margin_loss(MARGIN if arch == "default" else 0.0)
         if contrastive:
-            trainee = keras.Model(model.inputs, [model.outputs[0], model.get_layer("pooled").output])
+            trainee = keras.Model(model.input, [model.outputs[0], model.get_layer("pooled").output])
             losses = [losses, contrastive_loss()]
         trainee.compile(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.05),
