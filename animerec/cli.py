@@ -254,5 +254,9 @@ def _print_text(path, faces):
             print(f"  {i}. {box}")
             continue
         ranked = ", ".join(f"{slug} {p:.1%}" for slug, p in face.top_k)
+        if face.label == "unknown":  # its score is the closest character's: shown in the list
+            why = "below the threshold" if face.top_k else "no line in it (a flat colour or a smooth gradient)"
+            print(f"  {i}. {box}: Unknown, {why}  [{ranked}]")
+            continue
         source = " from the gallery" if face.source == "gallery" else ""
         print(f"  {i}. {box}: {face.name} ({face.score:.1%}{source})  [{ranked}]")

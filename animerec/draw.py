@@ -25,9 +25,13 @@ def face_colour(index, face):
 
 
 def face_caption(index, face):
-    """The text at a box: number, name and score, e.g. "1 Hatsune Miku 93%"."""
+    """The text at a box: number, name and score, e.g. "1 Hatsune Miku 93%". An Unknown face's
+    is "2 Unknown": its score is the closest character's, which "Unknown 3%" would misstate as
+    how sure the model is that the face is nobody it knows (the page's per-face line gives it)."""
     if face.label is None:
         return f"{index + 1}"
+    if face.label == "unknown":
+        return f"{index + 1} {face.name}"
     return f"{index + 1} {face.name} {face.score:.0%}"
 
 

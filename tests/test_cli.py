@@ -79,6 +79,10 @@ def test_threshold_one_makes_every_face_unknown(files):
     [entry] = json.loads(run_cli(files / "card.png", "--no-detect", "--json", "--threshold", "1").stdout)
     assert entry["threshold"] == 1.0 and entry["faces"][0]["label"] == "unknown"
     assert entry["faces"][0]["name"] == "Unknown"
+    text = run_cli(files / "card.png", "--no-detect", "--threshold", "1").stdout
+    assert "Unknown, below the threshold  [" in text and "%)" not in text, text
+    text = run_cli(files / "blank.jpg", "--no-detect").stdout
+    assert "Unknown, no line in it" in text, text
 
 
 def test_a_folder_means_every_image_in_it(files):

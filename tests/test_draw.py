@@ -60,6 +60,7 @@ def test_colours_and_captions():
     assert face_colour(0, known) == PALETTE[0] and face_colour(8, known) == PALETTE[1]
     assert face_colour(0, unknown) == UNKNOWN_COLOUR
     assert face_caption(0, known) == "1 Alice 90%"
+    assert face_caption(1, unknown) == "2 Unknown", "an Unknown face's score is another character's"
     assert face_caption(2, Recognition(Box(0, 0, 5, 5), None, None, 0.0, [])) == "3"
 
 
