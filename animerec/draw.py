@@ -88,10 +88,11 @@ def caption_layout(faces, image_shape, scale=1.0):
 
     The font is 1/30 of the image's width (at least 12 px): the page shows each image at its
     column's width, so a caption reads at about 12 px on a phone and 18 px on a desktop, however
-    large the image. Each caption goes above its box, else below it, else inside its top edge:
-    the first of those inside the image that covers no other face's box and no caption placed
-    before it. Where none is free, the face's number alone goes there (the page's per-face lines
-    and the JSON carry the name); where not even that fits, the caption covers what it must.
+    large the image. Each caption goes above its box, else below it, else inside its top edge,
+    flush with the box's left edge, else its right one: the first of those inside the image
+    that covers no other face's box and no caption placed before it. Where none is free, the
+    face's number alone goes there (the page's per-face lines and the JSON carry the name);
+    where not even that fits, the caption covers what it must.
     A caption wider than the image is drawn smaller, or as the number alone.
     """
     height, width = image_shape[:2]
@@ -100,32 +101,36 @@ def caption_layout(faces, image_shape, scale=1.0):
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     boxes = [tuple(round(v * scale) for v in face.box) for face in faces]
     outlines = [(x - line, y - line, x + w + line, y + h + line) for x, y, w, h in boxes]
+
+    def spots(text, font, box):
+        """The Captions for `text` above the box, below it and inside its top edge, each flush
+        with the box's left edge, then with its right one; those inside the image (else one)."""
+        x, y, w, h = box
+        left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
+        label_w, label_h = right - left + 2 * pad, bottom - top + 2 * pad
+        columns = dict.fromkeys(min(max(0, column), max(0, width - label_w)) for column in (x - line, x + w + line - label_w))
+        rows = [row for row in (y - line - label_h, y + h + line, y + line) if 0 <= row <= height - label_h]
+        return [Caption(text, font.size, (column, row, column + label_w, row + label_h), (column + pad - left, row + pad - top))
+                for row in rows or [max(0, y + line)] for column in columns]
+
     placed = []
-    for i, (face, (x, y, w, h)) in enumerate(zip(faces, boxes)):
+    for i, (face, box) in enumerate(zip(faces, boxes)):
         blockers = outlines[:i] + outlines[i + 1:] + [caption.rectangle for caption in placed]
-
-        def spots(text, font):
-            """The Captions for `text` above the box, below it and inside its top edge, those
-            inside the image (the last when none is)."""
-            left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
-            label_w, label_h = right - left + 2 * pad, bottom - top + 2 * pad
-            label_x = min(max(0, x - line), max(0, width - label_w))
-            rows = [row for row in (y - line - label_h, y + h + line, y + line) if 0 <= row <= height - label_h]
-            return [Caption(text, font.size, (label_x, row, label_x + label_w, row + label_h),
-                            (label_x + pad - left, row + pad - top)) for row in rows or [max(0, y + line)]]
-
-        named = spots(*_fitting_caption(measure, i, face, size, width - 2 * pad))
-        choice = next((c for c in named if not any(_overlap(c.rectangle, b) for b in blockers)), None)
-        if choice is None:
-            numbered = spots(f"{i + 1}", ImageFont.load_default(size=size))
-            choice = next((c for c in numbered if not any(_overlap(c.rectangle, b) for b in blockers)), named[0])
-        placed.append(choice)
+        named = spots(*_fitting_caption(measure, i, face, size, width - 2 * pad), box)
+        placed.append(_first_free(named, blockers)
+                      or _first_free(spots(f"{i + 1}", ImageFont.load_default(size=size), box), blockers)
+                      or named[0])
     return placed
 
 
 def _line_width(width):
     """The boxes' line width in pixels, for an image `width` pixels wide."""
     return max(2, round(width / 250))
+
+
+def _first_free(captions, blockers):
+    """The first of `captions` whose rectangle overlaps none of `blockers`, else None."""
+    return next((c for c in captions if not any(_overlap(c.rectangle, b) for b in blockers)), None)
 
 
 def _overlap(a, b):

@@ -87,6 +87,16 @@ def test_a_caption_that_would_cover_another_face_goes_below_its_own_box():
     assert not _overlap(first.rectangle, second.rectangle)
 
 
+def test_a_caption_blocked_at_the_boxs_left_edge_goes_flush_with_its_right_edge():
+    # The second face's lower right corner sits just above the first face's left part.
+    below, above = face((300, 200, 300, 300)), face((100, 100, 300, 80))
+    first, _ = caption_layout([below, above], (800, 1000))
+    assert first.text == "1 Alice 90%"
+    assert first.rectangle[3] <= 200, "above its box"
+    assert first.rectangle[2] == 300 + 300 + 4, "flush with the box's right edge (outline width 4)"
+    assert not _overlap(first.rectangle, outline(above.box))
+
+
 def test_with_no_free_place_for_the_name_a_caption_is_the_faces_number():
     # A tight row of faces filling the image's height: above and below are outside the image,
     # inside the top edge the long name runs over the neighbour.
@@ -99,7 +109,7 @@ def test_with_no_free_place_for_the_name_a_caption_is_the_faces_number():
 
 def test_on_real_scenes_captions_are_legible_on_a_phone_and_rarely_cover_another_face(data):
     """The hand-marked faces of `scenes/`, each captioned with the longest name the model knows."""
-    scenes, covering, count = data / "scenes", 0, 0
+    scenes, covering, numbers, count = data / "scenes", 0, 0, 0
     for name, boxes in read_boxes(scenes / "boxes.csv").items():
         width, height = Image.open(scenes / name).size
         faces = [face(tuple(b), name="Elizabeth Rose Bloodflame", score=0.99) for b in boxes]
@@ -107,4 +117,6 @@ def test_on_real_scenes_captions_are_legible_on_a_phone_and_rarely_cover_another
             count += 1
             assert caption.font_size * PHONE / width >= 11.5, name
             covering += any(_overlap(caption.rectangle, outline(f.box)) for j, f in enumerate(faces) if j != i)
-    assert count > 300 and covering / count <= 0.02, (covering, count)
+            numbers += caption.text == f"{i + 1}"
+    # Measured on 2026-11-25: none covers another face, 25 of 349 are the number alone.
+    assert count > 300 and covering <= 3 and numbers / count <= 0.1, (covering, numbers, count)
