@@ -366,31 +366,34 @@ def face_ui(i, face, crop, threshold):
             st.markdown(f"**{i + 1}. Unknown**: this picture has no line in it (one flat colour or a smooth "
                         "gradient), so it is nobody's face.")
             return
-        closest = _names(face)[0][1]
+        names = _names(face)
         added = " (a character you added)" if face.source == "gallery" else ""
         if face.label == "unknown":
-            st.markdown(f"**{i + 1}. Unknown**: the closest is {closest}{added}, scoring {face.score:.0%}, "
+            st.markdown(f"**{i + 1}. Unknown**: the closest is {names[0]}{added}, scoring {face.score:.0%}, "
                         f"below the threshold {threshold:.0%}.")
         else:
             st.markdown(f"**{i + 1}. {face.name}**{added}: score {face.score:.0%}")
-        st.vega_lite_chart(_chart(face, face_colour(i, face), threshold), width="stretch")
+        st.vega_lite_chart(_chart(face, names, face_colour(i, face), threshold), width="stretch")
 
 
 def _names(face):
+    """The display names of the characters in `face.top_k`, in its order (an added character's
+    as the visitor typed it)."""
     recognizer = current_recognizer()
     names = {c.slug: c.name for c in recognizer.characters} if recognizer else {}
     gallery = session_gallery(recognizer)
     if gallery is not None:
         names.update(zip(gallery.slugs, gallery.names))
-    return [(slug, names.get(slug, slug)) for slug, _ in face.top_k]
+    return [names.get(slug, slug) for slug, _ in face.top_k]
 
 
-def _chart(face, colour, threshold):
-    """A Vega-Lite spec: horizontal bars of the closest characters' scores, best on top, with the
-    threshold as a dashed line: a face is named only when its top bar reaches the line. Written
-    as a plain dict, not built with Altair: Altair's objects and schema check cost about 14 ms
-    per chart on the server, and every session's rerun waits for them."""
-    rows = [{"character": name, "score": p} for (_, name), (_, p) in zip(_names(face), face.top_k)]
+def _chart(face, names, colour, threshold):
+    """A Vega-Lite spec: horizontal bars of the closest characters' scores (`face.top_k`, shown
+    under their display `names`), best on top, with the threshold as a dashed line: a face is
+    named only when its top bar reaches the line. Written as a plain dict, not built with
+    Altair: Altair's objects and schema check cost about 14 ms per chart on the server, and
+    every session's rerun waits for them."""
+    rows = [{"character": name, "score": p} for name, (_, p) in zip(names, face.top_k)]
     score_axis = {"format": "%", "title": None, "values": [0, 0.5, 1]}  # the same ticks on every chart
     return {
         "height": 30 * len(rows) + 24,

@@ -22,12 +22,15 @@ class Analysis(NamedTuple):
     """What the detector and the model made of one image.
 
     boxes: list of Box, each face's outline (`face_outline`: what is drawn and reported; the
-    whole image when it is taken as one face). crops: (N, S, S, 3) uint8, what the model saw,
-    cut around the cascade's boxes (S = 96 without a model). probabilities: (N, C) float32, or None when no model is installed.
-    embeddings: (N, D) unit-length float32, or None. scores: (N, C) the calibrated score of
-    each face for each character (see `Recognizer.candidate_scores`), or None to use the
-    probabilities. featureless: (N,) bool, the crops with no line in them (see `featureless`),
-    which are Unknown with score 0 and no candidates; or None.
+    whole image when it is taken as one face).
+    crops: (N, S, S, 3) uint8, what the model saw, cut around the cascade's boxes (S = 96
+    without a model).
+    probabilities: (N, C) float32, or None when no model is installed.
+    embeddings: (N, D) unit-length float32, or None.
+    scores: (N, C) the calibrated score of each face for each character (see
+    `Recognizer.candidate_scores`), or None to use the probabilities.
+    featureless: (N,) bool, the crops with no line in them (see `featureless`), which are
+    Unknown with score 0 and no candidates; or None.
     """
 
     boxes: list
