@@ -39,6 +39,8 @@ def main(argv=None):
                    "their marked faces, and synthetic pictures, train the network to name no one in them")
     p.add_argument("--frozen-backbone", action="store_true", help="with --init: train only the layers after the "
                    "pooled features, so the face embedding the gallery uses stays as it was")
+    p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), help="the training policy (default: "
+                   "mixed_bfloat16 on a GPU, else float32); the saved model is float32 either way")
     p.add_argument("--init-data", type=Path, help="where --init's characters are, when --data holds only new ones "
                    "(default: the shared data folder its card names)")
 
@@ -82,7 +84,7 @@ def main(argv=None):
                 batch_size=args.batch_size, seed=args.seed, learning_rate=args.learning_rate,
                 patience=args.patience, cache_dir=args.cache, split_file=args.split, unknown=args.unknown,
                 init=args.init, init_data=args.init_data, contrastive=args.contrastive, non_faces=args.non_faces,
-                frozen_backbone=args.frozen_backbone)
+                frozen_backbone=args.frozen_backbone, precision=args.precision)
         except (AnimerecError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

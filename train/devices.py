@@ -7,13 +7,15 @@ import os
 import keras
 
 
-def setup_devices():
+def setup_devices(precision=None):
     """Enter the backend's own data-parallel API over every visible accelerator.
 
     Returns (device names, a context manager to build and compile the model in, policy name).
     TensorFlow: `tf.distribute.MirroredStrategy` over all GPUs, or over the logical CPUs when
     more than one is configured (the tests do that to exercise this path). JAX:
-    `keras.distribution.DataParallel` over all devices. Mixed precision (bfloat16) on GPUs.
+    `keras.distribution.DataParallel` over all devices. Mixed precision (bfloat16) on GPUs,
+    unless `precision` ("float32" or "mixed_bfloat16") names the policy: the tests train in bfloat16 on a
+    CPU, so the GPU's arithmetic is checked where there is no GPU.
     """
     backend = keras.backend.backend()
     policy = "float32"
@@ -38,8 +40,21 @@ def setup_devices():
         scope = contextlib.nullcontext()
     else:
         devices, scope = [backend], contextlib.nullcontext()
+    policy = precision or policy
     keras.mixed_precision.set_global_policy(policy)
     return devices, scope, policy
+
+
+def compile_whole_steps(model):
+    """Under JAX, let Keras compile each training and prediction step with XLA as one program.
+
+    Keras marks its random rotation, zoom and translation layers as not XLA-compilable, for
+    TensorFlow's sake (their TensorFlow kernel has no XLA form), and then runs a JAX step op by
+    op. Their JAX code is plain `jax.numpy` and compiles. Call before `compile` (and before
+    `predict` on a model never compiled); under other backends it changes nothing."""
+    if keras.backend.backend() == "jax":
+        for layer in model._flatten_layers():
+            layer.supports_jit = True
 
 
 def cpu_count():

@@ -19,7 +19,7 @@ from train.batches import (DEGRADE_FRACTION, DEGRADE_SIZE, NON_FACES_PER_BATCH, 
                            TrainingBatches)
 from train.batchnorm import recalibrate_batch_norm
 from train.dataset import load_faces, load_unlabelled, read_split, read_unknown_split, split_indices, split_unlabelled
-from train.devices import cpu_count, setup_devices
+from train.devices import compile_whole_steps, cpu_count, setup_devices
 from train.evaluate import classification_metrics, confusion_matrix, confusion_png
 from train.export import write_model_dir
 from train.finetune import copy_weights, faces_with_init_classes, freeze_backbone
@@ -30,7 +30,8 @@ from train.progress import RUN_FILE, WORK_DIR, EpochClock, MacroAccuracy, claim_
 
 def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed=0,
         learning_rate=2e-3, patience=10, cache_dir=".cache", split_file=None, unknown=None,
-        init=None, init_data=None, contrastive=0.0, non_faces=None, frozen_backbone=False, log=print):
+        init=None, init_data=None, contrastive=0.0, non_faces=None, frozen_backbone=False, precision=None,
+        log=print):
     """Train `arch` on the crops under `data` and write the model directory `out`.
 
     Splits per class with `seed` (near-duplicates kept together), weighs classes by the inverse
@@ -47,7 +48,8 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     `non_faces` is a `scenes/` folder: squares of half its illustrations with no marked face,
     and synthetic pictures, join training with a uniform target (see `train.nonfaces`).
     `frozen_backbone` (with `init`) trains only the layers after the pooled features.
-    Returns the card (a dict).
+    `precision` forces the training policy (see `train.devices.setup_devices`); the saved model
+    is float32 either way. Returns the card (a dict).
     """
     if frozen_backbone and not init:
         raise ValueError("A frozen backbone needs --init: the model directory whose backbone to keep.")
@@ -57,7 +59,7 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     run = {"data": str(data), "arch": arch, "epochs": epochs, "image_size": image_size, "batch_size": batch_size,
            "seed": seed, "learning_rate": learning_rate, "split": str(split_file), "unknown": str(unknown),
            "init": str(init), "init_data": str(init_data), "contrastive": contrastive,
-           "non_faces": str(non_faces), "frozen_backbone": frozen_backbone}
+           "non_faces": str(non_faces), "frozen_backbone": frozen_backbone, "precision": str(precision)}
     claim_work_dir(work, run, log)
     keras.utils.set_random_seed(seed)
 
@@ -83,10 +85,11 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
         non_face_images, non_face_scenes = training_non_faces(non_faces, image_size, seed)
         log(f"{len(non_face_images)} pictures with no face, from {len(non_face_scenes)} illustrations and synthetic")
 
-    devices, scope, policy = setup_devices()
+    devices, scope, policy = setup_devices(precision)
     log(f"backend {keras.backend.backend()}, devices {devices}, policy {policy}")
     with scope:
         model = make_model(arch, image_size, num_classes, seed=seed)
+        compile_whole_steps(model)
         if init:
             log(f"initialised {copy_weights(init, model)} layers from {init}")
         if frozen_backbone:
@@ -135,6 +138,7 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     # The saved model is float32 whatever the training policy, so a CPU can load it.
     keras.mixed_precision.set_global_policy("float32")
     final = make_model(arch, image_size, num_classes, seed=seed)
+    compile_whole_steps(final)
     final.load_weights(best)
     recalibrate_batch_norm(final, x["train"])
     # Validation decides whether averaging each crop with its mirror image is worth its cost;
