@@ -1,4 +1,4 @@
-"""`python -m train prepare | fit | evaluate | bench`: each a thin wrapper over one module."""
+"""`python -m train prepare | fit | calibrate | evaluate | pack | bench`: each a thin wrapper over one module."""
 
 import argparse
 import json
@@ -62,6 +62,13 @@ def main(argv=None):
     p.add_argument("--embedding-layer", help="layer whose output is the gallery's face embedding (default: embedding)")
     p.add_argument("--cache", type=Path, default=Path(".cache"))
 
+    p = commands.add_parser("pack", help="a compact copy of the data (and Keras's wheels) to send to a lent GPU")
+    p.add_argument("out_dir", type=Path, help="folder to write, e.g. .pack (ignored by git)")
+    p.add_argument("--data", type=Path, help="the shared data folder (default: ANIMEREC_DATA, else ../shared/data)")
+    p.add_argument("--image-size", type=int, default=80, help="the input size of the network to train")
+    p.add_argument("--wheels", action="store_true", help="also download Keras and the packages it needs that the "
+                   "GPU machine lacks, for its Python 3.12")
+
     p = commands.add_parser("bench", help="compare trained model directories: training and inference speed, scores")
     p.add_argument("models", type=Path, nargs="+")
     p.add_argument("--runs", type=int, default=30)
@@ -96,6 +103,15 @@ def main(argv=None):
             calibrate(args.model, args.data, args.unknown, args.fewshot, args.scenes, target=args.target,
                       draws=args.draws, embedding_layer=args.embedding_layer, cache_dir=args.cache)
         except (AnimerecError, FileNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    elif args.command == "pack":
+        from animerec.paths import data_dir
+        from train.pack import pack
+
+        try:
+            pack(args.data or data_dir(), args.out_dir, image_size=args.image_size, wheels=args.wheels)
+        except OSError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
     elif args.command == "bench":
