@@ -30,7 +30,10 @@ def small_data(tmp_path_factory):
 
 
 def test_the_copy_keeps_every_readable_name_at_the_input_size(small_data, tmp_path, capsys):
+    (tmp_path / "pack" / "faces" / "gone").mkdir(parents=True)
+    (tmp_path / "pack" / "faces" / "gone" / "left-from-before.png").write_bytes(b"old")
     size = pack(small_data, tmp_path / "pack", image_size=40, log=QUIET)
+    assert not (tmp_path / "pack" / "faces" / "gone").exists(), "a copy made again holds nothing from before"
     assert "skipped" in capsys.readouterr().err and not (tmp_path / "pack" / "faces" / "disc" / "broken.jpg").exists()
     for folder in ("faces", "unknown", "fewshot"):
         originals = {p.relative_to(small_data / folder) for p in (small_data / folder).rglob("*.png")}
@@ -58,6 +61,15 @@ def test_loading_the_copy_gives_the_same_faces_within_a_few_grey_levels(small_da
     assert copy.files == original.files and copy.classes == sorted(SHAPES)
     np.testing.assert_array_equal(copy.labels, original.labels)
     assert np.abs(copy.images.astype(int) - original.images).mean() < 4
+
+
+def test_a_file_in_place_of_the_copy_is_one_line_and_exit_1(small_data, tmp_path):
+    (tmp_path / "taken").write_text("")
+    result = subprocess.run([sys.executable, "-m", "train", "pack", str(tmp_path / "taken"), "--data", str(small_data)],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'taken'} is a file: give a folder to write "
+                                                  "the copy into."]
 
 
 def test_a_folder_without_faces_is_one_line_and_exit_1(tmp_path):

@@ -109,6 +109,8 @@ def main(argv=None):
         from animerec.paths import data_dir
         from train.pack import pack
 
+        if args.image_size < 8:
+            parser.error(f"--image-size must be at least 8 pixels; got {args.image_size}")
         try:
             pack(args.data or data_dir(), args.out_dir, image_size=args.image_size, wheels=args.wheels)
         except OSError as error:

@@ -14,8 +14,8 @@ def setup_devices(precision=None):
     TensorFlow: `tf.distribute.MirroredStrategy` over all GPUs, or over the logical CPUs when
     more than one is configured (the tests do that to exercise this path). JAX:
     `keras.distribution.DataParallel` over all devices. Mixed precision (bfloat16) on GPUs,
-    unless `precision` ("float32" or "mixed_bfloat16") names the policy: the tests train in bfloat16 on a
-    CPU, so the GPU's arithmetic is checked where there is no GPU.
+    unless `precision` ("float32" or "mixed_bfloat16") names the policy: the tests train in
+    bfloat16 on a CPU, so the GPU's arithmetic is checked where there is no GPU.
     """
     backend = keras.backend.backend()
     policy = "float32"

@@ -12,6 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?give the model directory to write, e.g. models/gpu}
 shift
+if ! ls .pack/wheels/*.whl >/dev/null 2>&1; then
+    echo "no wheels in .pack/wheels: run 'python -m train pack .pack --wheels' first and carry .pack" >&2
+    exit 1
+fi
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .pack/wheels/*.whl
 export PYTHONPATH=/tmp/site KERAS_BACKEND=jax PYTHONUNBUFFERED=1 ANIMEREC_DATA=.pack
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true

@@ -5,8 +5,8 @@ shared data is about 150 MB of 128 px JPEGs and the decoded cache several times 
 - every crop of `faces/`, `fewshot/` and `unknown/` shrunk to the model's input size (the same
   `resize_square` that `load_faces` applies; smaller crops keep their size, so loading the copy
   enlarges them exactly as loading the original does), re-encoded as AVIF with full-resolution
-  colour (4:4:4: hair and eye colour tell characters apart, and WebP's or a default JPEG's
-  half-resolution colour cost the shipped model 0.7 points of test accuracy where this costs 0.2);
+  colour (4:4:4: hair and eye colour tell characters apart, and WebP's half-resolution colour
+  cost the shipped model 0.7 points of test accuracy where this costs 0.2);
 - `characters.csv`, so the card names the characters;
 - with `wheels`, Keras and the small packages it needs that the GPU machine lacks, and this
   machine's Pillow (which reads AVIF), for its Python 3.12 (`pip download`, from the package
@@ -16,6 +16,8 @@ Each file keeps its relative path and name, `.jpg` included, so a model's `split
 to the copy as it does to the original and a model trained on the copy is judged here on the
 original; Pillow reads a file by its content, not its suffix. Nothing here leaves the machine
 except through the device tool, and the copy stays out of git (`.gitignore`).
+The folders it writes are emptied first, so a copy made again holds nothing left from before
+(two versions of a wheel would stop the install there).
 """
 
 import shutil
@@ -48,6 +50,11 @@ def pack(data, out_dir, image_size=80, wheels=False, log=print):
     data, out_dir = Path(data), Path(out_dir)
     if not (data / "faces").is_dir():
         raise FileNotFoundError(f"{data} has no faces/ folder: give the shared data folder (../shared/data).")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"{out_dir} is a file: give a folder to write the copy into.")
+    for name in (*CROP_FOLDERS, "wheels"):
+        if (out_dir / name).is_dir():
+            shutil.rmtree(out_dir / name)
     for name in CROP_FOLDERS:
         if (data / name).is_dir():
             count = _pack_images(data / name, out_dir / name, image_size)
