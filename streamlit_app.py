@@ -40,6 +40,9 @@ UPLOAD_TYPES = sorted(suffix.lstrip(".") for suffix in IMAGE_EXTENSIONS)
 DISPLAY_MAX_SIDE = 2048
 # Choices for the detector's search size; the default is defaults.DETECT_MAX_SIDE.
 SEARCH_SIZES = sorted({320, defaults.DETECT_MAX_SIDE, 640, 1024, 2048})
+# Said of an Unknown face with almost no colour (`animerec.recognize.colourless`).
+COLOURLESS = ("This face has almost no colour (black-and-white or one-tint art): the model tells characters "
+              "apart mostly by hair and eye colour, so it names few such faces.")
 
 
 @st.cache_resource(show_spinner="Loading the face detector...")
@@ -370,7 +373,7 @@ def face_ui(i, face, crop, threshold):
         added = " (a character you added)" if face.source == "gallery" else ""
         if face.label == "unknown":
             st.markdown(f"**{i + 1}. Unknown**: the closest is {names[0]}{added}, scoring {face.score:.0%}, "
-                        f"below the threshold {threshold:.0%}.")
+                        f"below the threshold {threshold:.0%}." + (f" {COLOURLESS}" if face.colourless else ""))
         else:
             st.markdown(f"**{i + 1}. {face.name}**{added}: score {face.score:.0%}")
         st.vega_lite_chart(_chart(face, names, face_colour(i, face), threshold), width="stretch")

@@ -256,6 +256,8 @@ def _print_text(path, faces):
         ranked = ", ".join(f"{slug} {p:.1%}" for slug, p in face.top_k)
         if face.label == "unknown":  # its score is the closest character's: shown in the list
             why = "below the threshold" if face.top_k else "no line in it (a flat colour or a smooth gradient)"
+            if face.top_k and face.colourless:
+                why += "; it has almost no colour, and black-and-white art is seldom named"
             print(f"  {i}. {box}: Unknown, {why}  [{ranked}]")
             continue
         source = " from the gallery" if face.source == "gallery" else ""

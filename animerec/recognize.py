@@ -31,6 +31,7 @@ class Analysis(NamedTuple):
     `Recognizer.candidate_scores`), or None to use the probabilities.
     featureless: (N,) bool, the crops with no line in them (see `featureless`), which are
     Unknown with score 0 and no candidates; or None.
+    colourless: (N,) bool, the crops with almost no colour (see `colourless`); or None.
     """
 
     boxes: list
@@ -39,6 +40,7 @@ class Analysis(NamedTuple):
     embeddings: object = None
     scores: object = None
     featureless: object = None
+    colourless: object = None
 
 
 class Recognition(NamedTuple):
@@ -56,6 +58,9 @@ class Recognition(NamedTuple):
     crop with no line in it (`featureless`: a flat colour, a smooth gradient), which is Unknown.
     source: "model" or "gallery", where the best answer came from; None without a model or
     candidates.
+    colourless: whether the crop has almost no colour (`colourless`: black-and-white or one-tint
+    art), which the model names far less often: the page and the command line say so when such
+    a face is Unknown.
     """
 
     box: Box
@@ -64,6 +69,7 @@ class Recognition(NamedTuple):
     score: float
     top_k: list
     source: object = None
+    colourless: bool = False
 
 
 def analyse(image, detector, recognizer=None, settings=DetectorSettings(), detect=True):
@@ -82,7 +88,7 @@ def analyse(image, detector, recognizer=None, settings=DetectorSettings(), detec
         return Analysis(boxes, crops, None)
     outputs = recognizer.run(crops)
     return Analysis(boxes, crops, outputs.probabilities, outputs.embeddings, recognizer.candidate_scores(outputs),
-                    featureless(crops))
+                    featureless(crops), colourless(crops))
 
 
 def name_faces(analysis, characters, threshold=defaults.THRESHOLD, top_k=defaults.TOP_K,
@@ -105,17 +111,19 @@ def name_faces(analysis, characters, threshold=defaults.THRESHOLD, top_k=default
         scores = np.concatenate([scores, gallery_score(cosines, analysis.embeddings, gallery_calibration)], axis=1)
         slugs, sources = slugs + gallery.slugs, sources + ["gallery"] * len(gallery.slugs)
         names.update(zip(gallery.slugs, gallery.names))
-    blank = np.zeros(len(analysis.boxes), bool) if analysis.featureless is None else analysis.featureless
+    none = np.zeros(len(analysis.boxes), bool)
+    blank = none if analysis.featureless is None else analysis.featureless
+    grey = none if analysis.colourless is None else analysis.colourless
     faces = []
-    for box, row, featureless_crop in zip(analysis.boxes, scores, blank):
+    for box, row, featureless_crop, colourless_crop in zip(analysis.boxes, scores, blank, grey):
         if featureless_crop:  # nobody, whatever the network says: no candidates to rank
-            faces.append(Recognition(box, UNKNOWN, "Unknown", 0.0, []))
+            faces.append(Recognition(box, UNKNOWN, "Unknown", 0.0, [], colourless=bool(colourless_crop)))
             continue
         order = np.argsort(-row, kind="stable")[: max(1, top_k)]
         ranked = [(slugs[j], float(row[j])) for j in order]
         slug, score = ranked[0]
         label, name = (slug, names.get(slug)) if score >= threshold else (UNKNOWN, "Unknown")
-        faces.append(Recognition(box, label, name, score, ranked, sources[order[0]]))
+        faces.append(Recognition(box, label, name, score, ranked, sources[order[0]], bool(colourless_crop)))
     return faces
 
 
@@ -125,6 +133,14 @@ def featureless(crops):
     says of it."""
     grey = [cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY) for crop in crops]
     return np.array([np.abs(cv2.Laplacian(g, cv2.CV_32F)).mean() < defaults.MIN_DETAIL for g in grey], bool)
+
+
+def colourless(crops):
+    """(N,) bool: which of (N, S, S, 3) uint8 RGB crops have almost no colour (black-and-white or
+    one-tint art: see `defaults.MIN_COLOURFUL_SHARE`)."""
+    crops = np.asarray(crops, np.int16)
+    chroma = crops.max(axis=-1) - crops.min(axis=-1)
+    return (chroma > defaults.COLOURFUL_CHROMA).mean(axis=(1, 2)) < defaults.MIN_COLOURFUL_SHARE
 
 
 def gallery_score(cosines, embeddings, calibration=None):
@@ -160,4 +176,5 @@ def to_dict(face):
         "score": round(float(face.score), 4),
         "top_k": [[slug, round(p, 4)] for slug, p in face.top_k],
         "source": face.source,
+        "colourless": bool(face.colourless),
     }

@@ -35,7 +35,8 @@ def files(tmp_path_factory):
 
 
 def check_face_shape(face):
-    assert set(face) == {"box", "label", "name", "score", "top_k", "source"}
+    assert set(face) == {"box", "label", "name", "score", "top_k", "source", "colourless"}
+    assert isinstance(face["colourless"], bool)
     assert face["source"] in ("model", "gallery", None)
     assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
     assert 0.0 <= face["score"] <= 1.0
@@ -107,6 +108,19 @@ def test_real_scene_json_names_every_face(data):
     for face in entry["faces"]:
         check_face_shape(face)
         assert face["label"] in {"unknown", face["top_k"][0][0]}
+
+
+def test_an_unknown_face_in_black_and_white_art_says_it_has_almost_no_colour(data, tmp_path):
+    grey = tmp_path / "101-grey.png"
+    Image.open(data / "scenes" / "101.jpg").convert("L").save(grey)
+    coloured = run_cli(data / "scenes" / "101.jpg")
+    result = run_cli(grey)
+    assert result.returncode == 0 and coloured.returncode == 0, result.stderr + coloured.stderr
+    lines = result.stdout.splitlines()[1:]
+    assert len(lines) == 2 and all("Unknown, below the threshold; it has almost no colour" in line for line in lines)
+    assert "almost no colour" not in coloured.stdout
+    [entry] = json.loads(run_cli(grey, "--json").stdout)
+    assert [face["colourless"] for face in entry["faces"]] == [True, True]
 
 
 def test_a_missing_model_named_explicitly_is_one_line_and_exit_1(files, tmp_path):

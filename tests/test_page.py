@@ -81,6 +81,16 @@ def test_moving_the_threshold_or_top_k_never_runs_the_network_again(page, data, 
     assert forward_passes() == before + 1
 
 
+def test_an_unknown_face_in_black_and_white_art_says_why_it_is_seldom_named(page, data):
+    scene = Image.open(data / "scenes" / "101.jpg")
+    upload(page, ("101.jpg", encode(scene, "JPEG"), "image/jpeg"))
+    verdicts = [m.value for m in page.markdown if re.match(r"\*\*\d+\. ", m.value)]
+    assert len(verdicts) == 2 and not any("almost no colour" in v for v in verdicts)
+    upload(page, ("101-grey.png", encode(scene.convert("L")), "image/png"))
+    verdicts = [m.value for m in page.markdown if re.match(r"\*\*\d+\. ", m.value)]
+    assert len(verdicts) == 2 and all("Unknown" in v and "almost no colour" in v for v in verdicts)
+
+
 def test_the_tilted_faces_switch_decides_whether_a_turned_face_is_found(page, data):
     from test_detect import tilted
 
