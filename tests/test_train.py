@@ -117,6 +117,22 @@ def test_evaluate_on_the_models_own_test_split_gives_the_cards_numbers(trained, 
         evaluate_folder(shapes, bare, tmp_path / "bare.png", part="test")
 
 
+def test_evaluate_greyscale_judges_grey_faces_and_keeps_the_cards_confusion_picture(trained, shapes, tmp_path):
+    from train.dataset import greyscale
+    from train.evaluate import evaluate_folder
+
+    rgb = np.array([[[[255, 0, 0], [0, 255, 0], [0, 0, 255], [90, 90, 90]]]], np.uint8)
+    assert greyscale(rgb).tolist() == [[[[76] * 3, [150] * 3, [29] * 3, [90] * 3]]]
+    out, _ = trained
+    card_picture = (out / "confusion.png").read_bytes()
+    grey = evaluate_folder(shapes, out, grey=True)
+    assert (out / "confusion.png").read_bytes() == card_picture, "judging grey faces leaves the card's picture"
+    assert Path(grey["confusion_png"]) == out / "confusion-greyscale.png" and Path(grey["confusion_png"]).is_file()
+    assert grey["greyscale"] is True and grey["colourless_faces"] == {"images": grey["images"], "accuracy": grey["accuracy"]}
+    colour = evaluate_folder(shapes, out, tmp_path / "colour.png")
+    assert "greyscale" not in colour and colour["colourless_faces"]["images"] < colour["images"]
+
+
 def test_prepare_crops_a_real_scene_and_skips_a_corrupt_file(data, tmp_path, capsys):
     from train.prepare import prepare
 

@@ -50,6 +50,8 @@ def main(argv=None):
     p.add_argument("--confusion", type=Path, help="PNG to write (default: confusion.png beside --model)")
     p.add_argument("--split", choices=("train", "val", "test"), help="only the faces the model's split.json "
                    "put in this part (--data must be the folder it trained on)")
+    p.add_argument("--greyscale", action="store_true", help="turn every face grey first: how the model does on "
+                   "black-and-white art")
 
     p = commands.add_parser("calibrate", help="fit the unknown rule and the gallery's score, judge them, write the card")
     p.add_argument("--model", type=Path, required=True, help="model directory written by fit (with its split.json)")
@@ -125,7 +127,7 @@ def main(argv=None):
         from train.evaluate import evaluate_folder
 
         try:
-            result = evaluate_folder(args.data, args.model, args.confusion, part=args.split)
+            result = evaluate_folder(args.data, args.model, args.confusion, part=args.split, grey=args.greyscale)
         except (AnimerecError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

@@ -129,6 +129,13 @@ def degrade(images, size):
         if len(images) else images.copy()
 
 
+def greyscale(images):
+    """(N, S, S, 3) uint8 RGB images turned grey (Rec. 601 luma in all three channels), as
+    black-and-white art reaches the model."""
+    luma = np.asarray(images, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.repeat(np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+
+
 def split_unlabelled(images, seed=0, fractions=(0.5, 0.25, 0.25), parts=("train", "calibration", "test")):
     """Deal groups of near-duplicate `images` to `parts` in `fractions`, with `seed`.
     Returns {part: sorted int array of indices}."""

@@ -62,19 +62,24 @@ def confusion_png(matrix, classes, path, title=""):
     image.save(path)
 
 
-def evaluate_folder(data, model_path, confusion_path=None, part=None):
+def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False):
     """Run a model directory over folder-per-class crops; returns the metrics dict and writes
     the confusion matrix PNG (default: `confusion.png` beside the model directory). Each face is
     named as the page names it (`animerec.model.naming_scores`).
 
     Folders whose name the model does not know are counted as always wrong. `part` ("train",
     "val" or "test") keeps only the crops the model directory's `split.json` put there, so
-    `data` must then be the folder it trained on.
+    `data` must then be the folder it trained on. With `grey`, every crop is turned grey first
+    (`train.dataset.greyscale`): how the model does on black-and-white art; the picture is then
+    `confusion-greyscale.png` by default, so the card's stays. The metrics gain
+    "colourless_faces": the count and accuracy of the crops with almost no colour
+    (`animerec.recognize.colourless`), the faces the page warns about.
     """
     from pathlib import Path
 
     from animerec.model import load_recognizer, naming_scores
-    from train.dataset import FaceSet, list_images, load_faces, read_split
+    from animerec.recognize import colourless
+    from train.dataset import FaceSet, greyscale, list_images, load_faces, read_split
 
     split_file = Path(model_path) / "split.json"
     if part and not split_file.is_file():
@@ -87,6 +92,8 @@ def evaluate_folder(data, model_path, confusion_path=None, part=None):
     if part:
         kept = read_split(split_file, faces.files)[part]
         faces = FaceSet(faces.images[kept], faces.labels[kept], classes, [faces.files[i] for i in kept])
+    if grey:
+        faces = faces._replace(images=greyscale(faces.images))
     scores = np.concatenate(
         [naming_scores(recognizer.run(faces.images[i : i + 256])) for i in range(0, len(faces.labels), 256)]
         or [np.zeros((0, len(known)), np.float32)]
@@ -94,11 +101,18 @@ def evaluate_folder(data, model_path, confusion_path=None, part=None):
     # Folders the model does not know get a column no face can win.
     padded = np.pad(scores, ((0, 0), (0, len(classes) - len(known))), constant_values=-np.inf)
     result = classification_metrics(padded, faces.labels, classes)
+    plain = colourless(faces.images)
+    named = padded.argmax(axis=1) == faces.labels
+    result["colourless_faces"] = {"images": int(plain.sum()),
+                                  "accuracy": round(float(named[plain].mean()), 4) if plain.any() else None}
     result["model"] = recognizer.version
     if part:
         result["part"] = part
-    path = Path(confusion_path) if confusion_path else Path(model_path) / "confusion.png"
+    if grey:
+        result["greyscale"] = True
+    path = Path(confusion_path) if confusion_path else Path(model_path) / ("confusion-greyscale.png" if grey else "confusion.png")
     confusion_png(confusion_matrix(padded, faces.labels, len(classes)), classes, path,
-                  title=f"{recognizer.version} on {Path(data).name}" + (f", {part} split" if part else ""))
+                  title=f"{recognizer.version} on {Path(data).name}" + (f", {part} split" if part else "")
+                  + (", turned grey" if grey else ""))
     result["confusion_png"] = str(path)
     return result
