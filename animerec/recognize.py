@@ -138,8 +138,9 @@ def featureless(crops):
 def colourless(crops):
     """(N,) bool: which of (N, S, S, 3) uint8 RGB crops have almost no colour (black-and-white or
     one-tint art: see `defaults.MIN_COLOURFUL_SHARE`)."""
-    crops = np.asarray(crops, np.int16)
-    chroma = crops.max(axis=-1) - crops.min(axis=-1)
+    crops = np.asarray(crops, np.uint8)
+    red, green, blue = crops[..., 0], crops[..., 1], crops[..., 2]
+    chroma = np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)  # no wrap: max >= min
     return (chroma > defaults.COLOURFUL_CHROMA).mean(axis=(1, 2)) < defaults.MIN_COLOURFUL_SHARE
 
 
