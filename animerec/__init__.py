@@ -3,7 +3,7 @@
     image = decode_image(data)                 # bytes -> (H, W, 3) uint8 RGB
     detector = load_detector()                 # the lbpcascade_animeface cascade
     recognizer = load_recognizer()             # models/default (or ANIMEREC_MODEL)
-    faces = recognize(image, detector, recognizer)   # [Recognition(box, label, name, score, top_k, source)]
+    faces = recognize(image, detector, recognizer)   # [Recognition(box, label, name, score, top_k, source, colourless)]
     annotated = draw_faces(image, faces)
 
     gallery = Gallery.for_model(recognizer)    # characters enrolled from a few pictures

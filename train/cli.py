@@ -47,7 +47,8 @@ def main(argv=None):
     p = commands.add_parser("evaluate", help="metrics JSON and a confusion-matrix PNG on folder-per-class data")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--confusion", type=Path, help="PNG to write (default: confusion.png beside --model)")
+    p.add_argument("--confusion", type=Path, help="PNG to write (default: confusion.png beside --model, "
+                   "confusion-greyscale.png with --greyscale)")
     p.add_argument("--split", choices=("train", "val", "test"), help="only the faces the model's split.json "
                    "put in this part (--data must be the folder it trained on)")
     p.add_argument("--greyscale", action="store_true", help="turn every face grey first: how the model does on "
