@@ -85,7 +85,7 @@ def analyse(image, detector, recognizer=None, settings=DetectorSettings(), detec
     if detect:
         boxes = [face_outline(box, image.shape) for box in boxes]
     if recognizer is None:
-        return Analysis(boxes, crops, None)
+        return Analysis(boxes, crops, None, colourless=colourless(crops))
     outputs = recognizer.run(crops)
     return Analysis(boxes, crops, outputs.probabilities, outputs.embeddings, recognizer.candidate_scores(outputs),
                     featureless(crops), colourless(crops))
@@ -100,8 +100,9 @@ def name_faces(analysis, characters, threshold=defaults.THRESHOLD, top_k=default
     `gallery_calibration` (a GalleryScore, the model card's: see `Recognizer.gallery_calibration`)
     to the same [0, 1] scale as the model's score, and the better of the two answers wins.
     """
+    grey = np.zeros(len(analysis.boxes), bool) if analysis.colourless is None else analysis.colourless
     if analysis.probabilities is None:
-        return [Recognition(box, None, None, 0.0, []) for box in analysis.boxes]
+        return [Recognition(box, None, None, 0.0, [], colourless=bool(g)) for box, g in zip(analysis.boxes, grey)]
     slugs = [c.slug for c in characters]
     names = dict(zip(slugs, (c.name for c in characters)))
     scores = analysis.scores if analysis.scores is not None else analysis.probabilities
@@ -111,9 +112,7 @@ def name_faces(analysis, characters, threshold=defaults.THRESHOLD, top_k=default
         scores = np.concatenate([scores, gallery_score(cosines, analysis.embeddings, gallery_calibration)], axis=1)
         slugs, sources = slugs + gallery.slugs, sources + ["gallery"] * len(gallery.slugs)
         names.update(zip(gallery.slugs, gallery.names))
-    none = np.zeros(len(analysis.boxes), bool)
-    blank = none if analysis.featureless is None else analysis.featureless
-    grey = none if analysis.colourless is None else analysis.colourless
+    blank = np.zeros(len(analysis.boxes), bool) if analysis.featureless is None else analysis.featureless
     faces = []
     for box, row, featureless_crop, colourless_crop in zip(analysis.boxes, scores, blank, grey):
         if featureless_crop:  # nobody, whatever the network says: no candidates to rank

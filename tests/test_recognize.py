@@ -144,6 +144,8 @@ def test_a_colourless_face_is_flagged_in_the_recognition_and_the_json(detector, 
     colour_face, = recognize(coloured, detector, recognizer, detect=False)
     assert grey_face.colourless and to_dict(grey_face)["colourless"] is True
     assert not colour_face.colourless and to_dict(colour_face)["colourless"] is False
+    unnamed, = recognize(drawing, detector, None, detect=False)  # no model installed: still a fact of the crop
+    assert unnamed.label is None and unnamed.colourless
 
 
 def test_all_faces_of_an_image_go_through_one_forward_pass(data, detector, recognizer):
