@@ -3,6 +3,9 @@
     python -m animerec.bench detection [--images DIR] [--max-side N] [--angles A ...] ...
         precision and recall of the cascade against DIR/boxes.csv: upstream's settings before,
         the page's after, and the steps between (or one row with the settings given)
+    python -m animerec.bench crops [--per-folder N]
+        share of face crops (fewshot/ and faces/) found at 1-4 times their size, with and
+        without the detector's margin retry: a face that fills the picture
     python -m animerec.bench classify [--model DIR] [--runs N]
         milliseconds per face for each way Keras offers to run a small batch
     python -m animerec.bench speed [--images DIR] [--limit N]
@@ -51,6 +54,7 @@ def detection_rows():
         ("upstream on a 640 px copy", UPSTREAM_SETTINGS._replace(max_side=640)),
         ("page's sensitivity, upright only", upright),
         ("turned passes at the upright copy's size", page._replace(turned_max_side=page.max_side)),
+        ("page default without the margin retry", page._replace(retry_margin=0.0)),
         ("page default", page),
     ]
 
@@ -86,6 +90,33 @@ def detection(images, rows):
         at3, at5 = score_detections({n: boxes[n] for n in names}, {n: marked.get(n, []) for n in names})
         print(f"| {rows[-1][0]}: {label} ({len(names)} scenes) | {describe(rows[-1][1])} | {at3.precision:.3f} "
               f"| {at3.recall:.3f} | {at5.precision:.3f} | {at5.recall:.3f} | |", flush=True)
+
+
+def crops(data, per_folder=4, scales=(1, 2, 3, 4), seed=0):
+    """Print a Markdown table: the share of face crops in which the detector finds a face, the
+    crop enlarged `scales` times, with and without its margin retry. `per_folder` crops are
+    drawn from each character's folder of `fewshot/` and `faces/`."""
+    import random
+
+    import cv2
+
+    rng = random.Random(seed)
+    paths = [p for root in ("fewshot", "faces") for folder in sorted((data / root).iterdir()) if folder.is_dir()
+             for p in rng.sample(sorted(folder.iterdir()), min(per_folder, len(list(folder.iterdir()))))]
+    images = [decode_image(p.read_bytes()) for p in paths]
+    detector = load_detector()
+    page = DetectorSettings()
+    print(f"{len(images)} crops ({per_folder} per character of fewshot/ and faces/); {machine()}")
+    print("| detector | " + " | ".join(f"found at {s}x" for s in scales) + " |")
+    print("|---|" + "---|" * len(scales))
+    for label, settings in (("page default without the margin retry", page._replace(retry_margin=0.0)),
+                            ("page default", page)):
+        shares = []
+        for scale in scales:
+            found = sum(bool(detector.detect(cv2.resize(im, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC),
+                                             settings)) for im in images)
+            shares.append(f"{found / len(images):.1%}")
+        print(f"| {label} | " + " | ".join(shares) + " |", flush=True)
 
 
 def inference_ms(call, image, boxes, runs):
@@ -223,6 +254,9 @@ def main(argv=None):
     p.add_argument("--turned-max-side", type=int, help=f"one row: the turned copies' size (page: {page.turned_max_side})")
     p.add_argument("--scale-factor", type=float, help=f"one row: (page: {page.scale_factor})")
     p.add_argument("--min-neighbors", type=int, help=f"one row: (page: {page.min_neighbors})")
+    p.add_argument("--retry-margin", type=float, help=f"one row: (page: {page.retry_margin})")
+    p = commands.add_parser("crops")
+    p.add_argument("--per-folder", type=int, default=4, help="crops drawn from each character's folder")
     p = commands.add_parser("speed")
     p.add_argument("--images", type=Path, default=None, help="folder of images (default: the shared scenes)")
     p.add_argument("--limit", type=int, default=60, help="how many images to time")
@@ -241,6 +275,9 @@ def main(argv=None):
             given["angles"] = tuple(given["angles"])
         rows = [("the settings given", DetectorSettings()._replace(**given))] if given else detection_rows()
         detection(images, rows)
+        return 0
+    if args.command == "crops":
+        crops(data_dir(), args.per_folder)
         return 0
     try:
         if args.command == "speed":

@@ -15,6 +15,9 @@ DETECT_ANGLES = (0, -20, 20)
 UPRIGHT_ONLY = (0,)
 # The turned passes search a copy at most this large: tilted faces are mostly large ones.
 DETECT_TURNED_MAX_SIDE = 224
+# When nothing is found, the picture is searched again inside a plain margin of this share of its
+# longer side: the cascade misses a face that fills the frame, such as an enlarged crop.
+RETRY_MARGIN = 0.3
 
 # Cropping: the detector's box is tight around eyes and chin; the training crops show hair too.
 CROP_MARGIN = 0.2  # of the box's width and height, added on every side

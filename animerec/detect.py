@@ -32,6 +32,8 @@ class DetectorSettings(NamedTuple):
     angles: the search passes, in degrees; 0 is the upright pass, the others search a copy
     turned by that angle for tilted faces. Hits from all passes are merged.
     turned_max_side: the turned passes search a copy at most this large (they cost less there).
+    retry_margin: when nothing is found, search again in a copy framed by a plain margin of this
+    share of the longer side (0: no second search).
     """
 
     scale_factor: float = defaults.SCALE_FACTOR
@@ -40,11 +42,13 @@ class DetectorSettings(NamedTuple):
     max_side: int = defaults.DETECT_MAX_SIDE
     angles: tuple = defaults.DETECT_ANGLES
     turned_max_side: int = defaults.DETECT_TURNED_MAX_SIDE
+    retry_margin: float = defaults.RETRY_MARGIN
 
 
 # The report's way, and lbpcascade_animeface's own example: upstream's settings, one upright pass
 # on the full image. The benchmark's "before".
-UPSTREAM_SETTINGS = DetectorSettings(scale_factor=1.1, min_neighbors=5, min_size=24, max_side=10**9, angles=(0,))
+UPSTREAM_SETTINGS = DetectorSettings(scale_factor=1.1, min_neighbors=5, min_size=24, max_side=10**9, angles=(0,),
+                                     retry_margin=0.0)
 
 
 class FaceDetector:
@@ -59,11 +63,30 @@ class FaceDetector:
     def detect(self, image, settings=DetectorSettings()):
         """Find anime faces in an (H, W, 3) uint8 RGB image.
 
-        Returns a list of Box sorted left to right, in pixels of `image`; [] when there is none.
-        These are the cascade's boxes, brows to chin: the model's crops are cut around them
-        (`crop_faces`), and `face_outline` turns one into the whole face as the page draws it.
+        Returns a list of Box in reading order (`reading_order`), in pixels of `image`; [] when
+        there is none. These are the cascade's boxes, brows to chin: the model's crops are cut
+        around them (`crop_faces`), and `face_outline` turns one into the whole face as the page
+        draws it. When nothing is found and `settings.retry_margin` is set, a copy framed by a
+        plain margin is searched too: the cascade needs some room around a face, so a face
+        that fills the picture (an enlarged crop) is otherwise missed.
         """
         height, width = image.shape[:2]
+        hits, offset = self._search(image, settings), 0
+        if not hits and settings.retry_margin:
+            offset = round(settings.retry_margin * max(height, width))
+            colour = [int(c) for c in image.reshape(-1, 3).mean(axis=0)]
+            framed = cv2.copyMakeBorder(image, offset, offset, offset, offset, cv2.BORDER_CONSTANT, value=colour)
+            hits = self._search(framed, settings)
+        boxes = []
+        for x, y, w, h, _, _ in hits:
+            left, top = max(0, round(x) - offset), max(0, round(y) - offset)
+            right, bottom = min(width, round(x + w) - offset), min(height, round(y + h) - offset)
+            if right > left and bottom > top:
+                boxes.append(Box(left, top, right - left, bottom - top))
+        return reading_order(boxes)
+
+    def _search(self, image, settings):
+        """The cascade's passes over `image`, merged: [(x, y, w, h, neighbours, upright)]."""
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         hits = []  # (x, y, w, h, neighbours, upright) in pixels of `image`
         copies = {}  # longer side -> (equalised grey copy, its scale)
@@ -85,13 +108,20 @@ class FaceDetector:
                 # A turned pass's hit keeps its size; its centre is turned back onto the copy.
                 cx, cy = back @ (x + w / 2, y + h / 2, 1.0)
                 hits.append(((cx - w / 2) / scale, (cy - h / 2) / scale, w / scale, h / scale, int(n), angle == 0))
-        boxes = []
-        for x, y, w, h, _, _ in _suppress_overlaps(hits):
-            left, top = max(0, round(x)), max(0, round(y))
-            right, bottom = min(width, round(x + w)), min(height, round(y + h))
-            if right > left and bottom > top:
-                boxes.append(Box(left, top, right - left, bottom - top))
-        return sorted(boxes)
+        return _suppress_overlaps(hits)
+
+
+def reading_order(boxes):
+    """`boxes` as a reader meets them: rows from the top, each row left to right. A box joins
+    the row above when its centre is higher than that row's lowest edge."""
+    rows = []
+    for box in sorted(boxes, key=lambda b: b.y + b.h / 2):
+        centre = box.y + box.h / 2
+        if rows and centre < max(b.y + b.h for b in rows[-1]):
+            rows[-1].append(box)
+        else:
+            rows.append([box])
+    return [box for row in rows for box in sorted(row)]
 
 
 def face_outline(box, image_shape, scale=defaults.OUTLINE_SCALE, raise_by=defaults.OUTLINE_RAISE):

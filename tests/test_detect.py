@@ -86,12 +86,40 @@ def test_boxes_are_mapped_back_to_the_full_image(data, detector):
     assert best >= 0.3, "a box found on the reduced copy must land on the face in the original's pixels"
 
 
-def test_boxes_are_box_tuples_sorted_left_to_right(data, detector):
-    marked = read_boxes(data / "scenes" / "boxes.csv")
-    name = next(n for n, b in marked.items() if len(b) >= 2)
+def test_boxes_are_box_tuples_in_reading_order(data, detector):
+    name = "322.jpg"  # two rows of two faces, and one lower right
     boxes = detector.detect(decode_image((data / "scenes" / name).read_bytes()))
-    assert all(isinstance(b, Box) for b in boxes)
-    assert [b.x for b in boxes] == sorted(b.x for b in boxes)
+    assert all(isinstance(b, Box) for b in boxes) and len(boxes) == 5
+    assert boxes[0].x < boxes[1].x and boxes[2].x < boxes[3].x, "each row left to right"
+    assert max(b.y + b.h / 2 for b in boxes[:2]) < min(b.y for b in boxes[2:]), "the top row first"
+
+
+def test_reading_order_takes_rows_from_the_top_each_left_to_right():
+    from animerec.detect import reading_order
+
+    lower_left, upper_right, upper_left = Box(0, 200, 100, 100), Box(300, 20, 100, 100), Box(10, 0, 90, 90)
+    assert reading_order([lower_left, upper_right, upper_left]) == [upper_left, upper_right, lower_left]
+    slightly_lower = Box(150, 60, 100, 100)  # its centre is above the top row's lowest edge
+    assert reading_order([slightly_lower, upper_left]) == [upper_left, slightly_lower]
+    assert reading_order([]) == []
+
+
+def test_a_face_that_fills_the_picture_is_found_inside_a_margin(data, detector):
+    """Crops of fewshot/ enlarged 3x: the cascade needs room around a face, so many are missed
+    until the picture is searched again inside a plain margin (`retry_margin`)."""
+    from animerec.detect import DetectorSettings
+
+    paths = sorted((data / "fewshot").glob("*/*.jpg"))[::8]
+    enlarged = [cv2.resize(decode_image(p.read_bytes()), None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+                for p in paths]
+    without = DetectorSettings(retry_margin=0.0)
+    found_without = [bool(detector.detect(im, without)) for im in enlarged]
+    found = [detector.detect(im) for im in enlarged]
+    assert sum(map(bool, found)) >= sum(found_without) + 0.05 * len(paths), (sum(map(bool, found)), sum(found_without))
+    for image, boxes in zip(enlarged, found):
+        height, width = image.shape[:2]
+        for x, y, w, h in boxes:  # in the picture's own pixels, not the framed copy's
+            assert 0 <= x < x + w <= width and 0 <= y < y + h <= height and w * h >= 0.1 * width * height
 
 
 def tilted(image, box, angle):
