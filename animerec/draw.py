@@ -92,7 +92,8 @@ def caption_layout(faces, image_shape, scale=1.0):
     flush with the box's left edge, else its right one: the first of those inside the image
     that covers no other face's box and no caption placed before it. Where none is free, the
     face's number alone goes there (the page's per-face lines and the JSON carry the name);
-    where not even that fits, the caption covers what it must.
+    where not even that fits, the number goes where it covers no other caption, over a face
+    if it must.
     A caption wider than the image is drawn smaller, or as the number alone.
     """
     height, width = image_shape[:2]
@@ -115,11 +116,12 @@ def caption_layout(faces, image_shape, scale=1.0):
 
     placed = []
     for i, (face, box) in enumerate(zip(faces, boxes)):
-        blockers = outlines[:i] + outlines[i + 1:] + [caption.rectangle for caption in placed]
+        captions = [caption.rectangle for caption in placed]
+        faces_and_captions = outlines[:i] + outlines[i + 1:] + captions
         named = spots(*_fitting_caption(measure, i, face, size, width - 2 * pad), box)
-        placed.append(_first_free(named, blockers)
-                      or _first_free(spots(f"{i + 1}", ImageFont.load_default(size=size), box), blockers)
-                      or named[0])
+        number = spots(f"{i + 1}", ImageFont.load_default(size=size), box)
+        placed.append(_first_free(named, faces_and_captions) or _first_free(number, faces_and_captions)
+                      or _first_free(number, captions) or number[0])
     return placed
 
 
