@@ -22,7 +22,7 @@ from animerec.decode import decode_image
 from animerec.detect import DetectorSettings, load_detector
 from animerec.draw import display_copy, draw_faces, face_colour
 from animerec.errors import AnimerecError, ModelError
-from animerec.gallery import MAX_ENROL_IMAGES, NO_FACE_FOUND, Gallery, enrolment_crops
+from animerec.gallery import MAX_ENROL_IMAGES, TAKEN_WHOLE, Gallery, enrolment_crops
 from animerec.model import load_recognizer
 from animerec.paths import DEFAULT_MODEL_DIR, IMAGE_EXTENSIONS, model_dir
 from animerec.recognize import analyse, default_threshold, name_faces, to_dict
@@ -233,11 +233,12 @@ def enrol(gallery, recognizer, name, files, detect, settings):
             images.append((f.name, decode_image(f.getvalue())))
         except AnimerecError as error:
             st.warning(f"{f.name}: {error}")
-    crops, missed = enrolment_crops([image for _, image in images], get_detector(), recognizer.input_size,
-                                    detect, settings)
-    for i, why in missed.items():
-        hint = ". Use a closer picture, or tick \"already face crops\"." if why == NO_FACE_FOUND else "."
-        st.warning(f"{images[i][0]}: {why}{hint}")
+    crops, left_out, taken_whole = enrolment_crops([image for _, image in images], get_detector(),
+                                                   recognizer.input_size, detect, settings)
+    for i in taken_whole:
+        st.info(f"{images[i][0]}: {TAKEN_WHOLE}.")
+    for i, why in left_out.items():
+        st.warning(f"{images[i][0]}: {why}.")
     if len(crops) == 0:
         st.error(f"Nothing was added: no face to learn {name.strip()} from.")
         return

@@ -118,7 +118,7 @@ def main(argv=None):
 
 def enroll_main(argv):
     """`enroll`: add a character to a gallery file. Returns the exit status."""
-    from animerec.gallery import MAX_ENROL_IMAGES, NO_FACE_FOUND, Gallery, enrolment_crops
+    from animerec.gallery import MAX_ENROL_IMAGES, TAKEN_WHOLE, Gallery, enrolment_crops
 
     args = build_enroll_parser().parse_args(argv)
     problem = _check_detector_arguments(args) or (
@@ -143,12 +143,13 @@ def enroll_main(argv):
         except (AnimerecError, OSError) as error:
             failed = True
             print(f"{path}: {_message(error)}", file=sys.stderr)
-    crops, missed = enrolment_crops([image for _, image in images], detector, recognizer.input_size,
-                                    not args.no_detect, settings)
-    for i, why in missed.items():
+    crops, left_out, taken_whole = enrolment_crops([image for _, image in images], detector, recognizer.input_size,
+                                                   not args.no_detect, settings)
+    for i in taken_whole:
+        print(f"{images[i][0]}: {TAKEN_WHOLE}.", file=sys.stderr)
+    for i, why in left_out.items():
         failed = True
-        hint = ": use a closer picture, or --no-detect if it is already a face" if why == NO_FACE_FOUND else ""
-        print(f"{images[i][0]}: {why}{hint}.", file=sys.stderr)
+        print(f"{images[i][0]}: {why}.", file=sys.stderr)
     if len(crops) == 0:
         print(f"error: no face to enrol for {args.name!r}; nothing was written.", file=sys.stderr)
         return 1

@@ -221,7 +221,8 @@ def test_enrol_refuses_bad_names_foreign_galleries_and_faceless_pictures(data, t
 
     Image.new("RGB", (200, 200), "white").save(blank)
     result = run_cli("enroll", "Nene", blank, "--gallery", tmp_path / "g.npz")
-    assert result.returncode == 1 and "no face found" in result.stderr and "nothing was written" in result.stderr
+    assert result.returncode == 1 and "whole picture" not in result.stderr, "a blank page is not taken as a face"
+    assert "no line in it" in result.stderr and "nothing was written" in result.stderr
     result = run_cli("enroll", "Nene", blank, "--gallery", tmp_path / "g.npz", "--no-detect")
     assert result.returncode == 1 and "no line in it" in result.stderr and "nothing was written" in result.stderr
     assert "--no-detect if" not in result.stderr, "no hint to use the option already given"
@@ -229,3 +230,15 @@ def test_enrol_refuses_bad_names_foreign_galleries_and_faceless_pictures(data, t
     result = run_cli("enroll", "Nene", crop, blank, "--gallery", tmp_path / "g.npz", "--no-detect")
     assert result.returncode == 1 and "blank.png: no line in it" in result.stderr
     assert Gallery.load(tmp_path / "g.npz").counts() == {"nene": 1}, "the real face is enrolled, the blank one left out"
+
+
+def test_a_picture_with_no_face_found_is_enrolled_whole_and_a_blank_one_is_left_out(detector):
+    from animerec.gallery import NO_LINE, enrolment_crops
+
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (120, 100, 3), dtype=np.uint8)  # lines everywhere, no face
+    blank = np.full((120, 100, 3), 200, np.uint8)
+    enrolment = enrolment_crops([noise, blank], detector, 80)
+    assert enrolment.crops.shape == (1, 80, 80, 3)
+    assert enrolment.taken_whole == [0] and enrolment.left_out == {1: NO_LINE}
+    assert enrolment_crops([noise], detector, 80, detect=False).taken_whole == [], "asked for the whole picture"
