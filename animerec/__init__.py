@@ -7,7 +7,7 @@
     annotated = draw_faces(image, faces)
 
     gallery = Gallery.for_model(recognizer)    # characters enrolled from a few pictures
-    crops, _ = enrolment_crops(images, detector, recognizer.input_size)
+    crops = enrolment_crops(images, detector, recognizer.input_size).crops
     gallery.add("Suzukaze Aoba", recognizer.run(crops).embeddings)
     faces = recognize(image, detector, recognizer, gallery=gallery)
 

@@ -5,27 +5,34 @@ import keras
 import numpy as np
 
 from train.dataset import degrade
+from train.styles import restyle
 
 UNKNOWN_PER_BATCH = 0.25  # unknown faces added to each batch, as a fraction of its known faces
 NON_FACES_PER_BATCH = 0.125  # pictures with no face (`train.nonfaces`), as a fraction of its known faces
 UNKNOWN_WEIGHT = 0.5  # the loss weight of each unknown face and each picture with no face
+STRANGERS_PER_BATCH = 0.25  # one-picture strangers (`strangers/`), as a fraction of its known faces
 DEGRADE_SIZE, DEGRADE_FRACTION = 64, 0.3  # a share of known training faces is made this blurry
 
 
 class TrainingBatches(keras.utils.PyDataset):
     """Shuffled batches of known faces (one-hot target, class weight), a share of them made
-    blurry (see `train.dataset.degrade`), each joined by unknown faces and by pictures with no
-    face, both with a uniform target. With `identities`, the targets of the contrastive loss
-    come too: each known face's class, and each stranger its own identity (after the classes),
-    drawn twice so that it has a partner. NumPy only, so it feeds any backend."""
+    blurry (see `train.dataset.degrade`), each joined by unknown faces, by pictures with no
+    face and by `strangers` (one face per character), all with a uniform target. With
+    `identities`, the targets of the contrastive loss come too: each known face's class, and
+    each stranger its own identity (after the classes), drawn twice so that it has a partner.
+    With `style_fraction`, that share of every batch is redrawn in another style
+    (`train.styles`), each copy of a stranger on its own, so two styles of one face are a
+    positive pair. NumPy only, so it feeds any backend."""
 
     def __init__(self, images, labels, num_classes, weights, batch_size, unknown, seed, identities=False,
-                 non_faces=None):
+                 non_faces=None, strangers=None, style_fraction=0.0):
         super().__init__()
         self.identities = identities
         self.images, self.labels, self.num_classes = images, labels, num_classes
         self.weights, self.batch_size, self.unknown = weights.astype(np.float32), batch_size, unknown
         self.non_faces = non_faces if non_faces is not None else unknown[:0]
+        self.strangers = strangers if strangers is not None else unknown[:0]
+        self.style_fraction = style_fraction
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
 
@@ -44,9 +51,11 @@ class TrainingBatches(keras.utils.PyDataset):
         y = keras.utils.to_categorical(self.labels[idx], self.num_classes).astype(np.float32)
         w = self.weights[idx]
         ids = self.labels[idx].astype(np.float32)
-        strangers = ((self.unknown, UNKNOWN_PER_BATCH, self.num_classes),
-                     (self.non_faces, NON_FACES_PER_BATCH, self.num_classes + len(self.unknown)))
-        for pool, share, first_identity in strangers:
+        pools = ((self.unknown, UNKNOWN_PER_BATCH), (self.non_faces, NON_FACES_PER_BATCH),
+                 (self.strangers, STRANGERS_PER_BATCH))
+        # Each pool's identities follow the classes and the pools before it.
+        firsts = self.num_classes + np.cumsum([0] + [len(pool) for pool, _ in pools[:-1]])
+        for (pool, share), first in zip(pools, firsts):
             extra = int(round(share * len(idx))) if len(pool) else 0
             if not extra:
                 continue
@@ -56,7 +65,9 @@ class TrainingBatches(keras.utils.PyDataset):
             x = np.concatenate([x, pool[chosen]])
             y = np.concatenate([y, np.full((extra, self.num_classes), 1 / self.num_classes, np.float32)])
             w = np.concatenate([w, np.full(extra, UNKNOWN_WEIGHT, np.float32)])
-            ids = np.concatenate([ids, (first_identity + chosen).astype(np.float32)])
+            ids = np.concatenate([ids, (first + chosen).astype(np.float32)])
+        if self.style_fraction:
+            x = restyle(x, self.rng, self.style_fraction)
         if self.identities:
             return x, (y, ids), (w, np.ones(len(ids), np.float32))
         return x, y, w

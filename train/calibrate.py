@@ -8,17 +8,19 @@ For a model directory trained by `fit` (its `split.json` says which faces it nev
 - the default threshold is the lowest score below which `target` of those unknown faces fall,
   `target` of the few-shot characters' calibration faces (characters from elsewhere) and, given
   `scenes/`, `target` of the faces the page's detector finds in half of its illustrations (faces
-  of characters in no training set, as the page sees them, and the detector's false hits);
+  of characters in no training set, as the page sees them, and the detector's false hits) and,
+  given `strangers/`, `target` of its calibration fifth (one official portrait per character);
 - the gallery's cosine is normalised against a cohort of strangers (`GalleryScore`): the
   centres of the embeddings of the unknown faces the network trained on and of the faces found
-  in the calibration half of `scenes/`, found by spherical k-means and written to `cohort.npy`;
+  in the calibration half of `scenes/` (and the calibration fifth of `strangers/`), found by
+  spherical k-means and written to `cohort.npy`;
 - the gallery's normalised cosine gets its own threshold, rejecting `target` of the unknown
   faces and of the calibration scenes' faces in few-shot episodes drawn from a quarter of each
   `fewshot/` character (the rest is kept for judging; one character has only 7 faces), and a
   curve whose slope is fitted on those episodes (against the same unknown and known faces)
   placed so that its threshold lands on the model's: one slider serves both sources;
-- everything is then judged on faces used for nothing above: the test split, the test part of
-  `unknown/`, the held-out half of `fewshot/` (k = 1, 3, 5, many random draws, open-set: the
+- everything is then judged on faces used for nothing above: the test split, the test parts of
+  `unknown/` (and of `strangers/`), the held-out half of `fewshot/` (k = 1, 3, 5, many random draws, open-set: the
   model's characters and the unknown rule stay in play), the faces the page's detector finds
   in the other half of `scenes/`, and pictures with no face taken whole as one face (squares of
   that half away from its marked faces, and synthetic ones: `train.nonfaces`). A model that
@@ -40,7 +42,8 @@ from animerec.calibration import GalleryScore, Logistic, auroc, fit_logistic, ro
 from animerec.errors import ModelError
 from animerec.model import (CARD_FILE, CARD_MARKDOWN, COHORT_FILE, LABELS_FILE, Outputs, load_recognizer, naming_scores,
                             unit_rows)
-from train.dataset import degrade, load_faces, load_unlabelled, read_split, read_unknown_split, split_unlabelled
+from train.dataset import (STRANGER_FRACTIONS, degrade, load_faces, load_unlabelled, read_split, read_unknown_split,
+                           split_unlabelled)
 from train.export import card_markdown
 from train.fewshot import SHOTS, draw_episode, judge_fewshot, split_each_class
 from train.nonfaces import judge_non_faces
@@ -53,7 +56,7 @@ COHORT_TOP = 10  # a face's cosines to its nearest centres that are averaged
 
 
 def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draws=100, seed=0,
-              embedding_layer=None, cache_dir=".cache", log=print):
+              embedding_layer=None, cache_dir=".cache", strangers=None, log=print):
     """Fit the model's and the gallery's score curves and the default threshold, judge them,
     and write them into the model directory's card. `embedding_layer` (written into the card)
     chooses the layer whose output is the gallery's face embedding. Returns the card's
@@ -82,11 +85,19 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
     _check_non_faces(model_path / "split.json", scene_parts)
     scene_faces = detected_faces(recognizer, scene_parts) if scenes else None
     known = {part: (run(faces.images[split[part]]), faces.labels[split[part]]) for part in ("val", "test")}
-    strangers = {part: run(unknown_images[unknown_split[part]]) for part in ("calibration", "test")}
+    unknown_faces = {part: run(unknown_images[unknown_split[part]]) for part in ("calibration", "test")}
+    portraits = None
+    if strangers:  # the model never trained on these parts of `strangers/` (see `fit --strangers`)
+        portrait_images, portrait_files = load_unlabelled(strangers, size, cache_dir=cache_dir)
+        portrait_split = read_unknown_split(model_path / "split.json", portrait_files, "strangers") \
+            or split_unlabelled(portrait_images, seed=seed, fractions=STRANGER_FRACTIONS)
+        portraits = {part: run(portrait_images[portrait_split[part]]) for part in ("calibration", "test")}
     newcomers = run(few.images)
     cohort_faces = [run(unknown_images[unknown_split["train"]]).embeddings]
     if scene_faces:
         cohort_faces.append(scene_faces["calibration"].embeddings)
+    if portraits:
+        cohort_faces.append(portraits["calibration"].embeddings)
     cohort = spherical_kmeans(np.concatenate(cohort_faces), COHORT_CENTRES, np.random.default_rng(seed + 2))
     normalise = GalleryScore(None, cohort, COHORT_TOP).raw
     log(f"known faces: validation {len(split['val'])}, test {len(split['test'])}; unknown faces: "
@@ -98,11 +109,13 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
     # from elsewhere, and about the faces the gallery should win.
     halves = split_each_class(few.labels, rng, share=0.25)
     val_outputs, val_labels = known["val"]
-    raw_known, raw_unknown = recognizer.raw_scores(val_outputs), recognizer.raw_scores(strangers["calibration"])
+    raw_known, raw_unknown = recognizer.raw_scores(val_outputs), recognizer.raw_scores(unknown_faces["calibration"])
     raw_newcomers = recognizer.raw_scores(newcomers)[halves[0]]
     raw_strangers = [raw_unknown, raw_newcomers]
     if scene_faces and len(scene_faces["calibration"].probabilities):
         raw_strangers.append(recognizer.raw_scores(scene_faces["calibration"]))
+    if portraits:
+        raw_strangers.append(recognizer.raw_scores(portraits["calibration"]))
     right = naming_scores(val_outputs).argmax(axis=1) == val_labels
     negatives = np.concatenate(raw_strangers)
     model_curve = fit_logistic(np.r_[raw_known, negatives], np.r_[right, np.zeros(len(negatives), bool)])
@@ -115,9 +128,11 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
 
     # The gallery's curve, on episodes from the calibration quarter of each few-shot character.
     cosines, gallery_right = [], []
-    stranger_kinds = [strangers["calibration"].embeddings]
+    stranger_kinds = [unknown_faces["calibration"].embeddings]
     if scene_faces and len(scene_faces["calibration"].embeddings):
         stranger_kinds.append(scene_faces["calibration"].embeddings)
+    if portraits:
+        stranger_kinds.append(portraits["calibration"].embeddings)
     stranger_cosines = [[] for _ in stranger_kinds]
     for shots in SHOTS:
         for _ in range(max(1, draws // 4)):
@@ -126,7 +141,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
                 continue
             prototypes, queries, query_labels = episode
             for embeddings, labels in ((newcomers.embeddings[queries], query_labels),
-                                       (strangers["calibration"].embeddings, None),
+                                       (unknown_faces["calibration"].embeddings, None),
                                        (val_outputs.embeddings, None)):
                 similarity = embeddings @ prototypes.T
                 cosines.append(normalise(similarity.max(axis=1), embeddings))
@@ -147,7 +162,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
     test_outputs, test_labels = known["test"]
     known_scores = score(test_outputs)
     known_named = (naming_scores(test_outputs).argmax(axis=1) == test_labels) & (known_scores >= threshold)
-    unknown_scores = score(strangers["test"])
+    unknown_scores = score(unknown_faces["test"])
     clean_outputs = recognizer.run(faces.images[split["test"]])
     clean_named = ((naming_scores(clean_outputs).argmax(axis=1) == test_labels)
                    & (score(clean_outputs) >= threshold))
@@ -168,7 +183,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
                            "faces": int(sum(len(f) for f in cohort_faces))},
         "gallery_threshold_normalised_cosine": round(float(gallery_curve.curve.raw_at(threshold)), 4),
         "model_threshold_raw": round(float(model_curve.raw_at(threshold)), 4),
-        "auroc_known_vs_unknown": round(auroc(recognizer.raw_scores(test_outputs), recognizer.raw_scores(strangers["test"])), 4),
+        "auroc_known_vs_unknown": round(auroc(recognizer.raw_scores(test_outputs), recognizer.raw_scores(unknown_faces["test"])), 4),
         "test": {
             "known_faces": int(len(test_labels)),
             "unknown_faces": int(len(unknown_scores)),
@@ -178,7 +193,10 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
             "known_accuracy_ignoring_threshold": round(float((naming_scores(test_outputs).argmax(axis=1) == test_labels).mean()), 4),
         },
     }
-    result["fewshot"] = judge_fewshot(score, newcomers, few, halves[1], strangers["test"],
+    if portraits:
+        result["test"]["strangers"] = int(len(portraits["test"].embeddings))
+        result["test"]["strangers_labelled_unknown"] = round(float((score(portraits["test"]) < threshold).mean()), 4)
+    result["fewshot"] = judge_fewshot(score, newcomers, few, halves[1], unknown_faces["test"],
                                       (test_outputs, test_labels), threshold, gallery_curve, draws, rng,
                                       scene_faces["test"] if scene_faces else None)
     if scene_faces:

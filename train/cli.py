@@ -41,6 +41,10 @@ def main(argv=None):
                    "pooled features, so the face embedding the gallery uses stays as it was")
     p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), help="the training policy (default: "
                    "mixed_bfloat16 on a GPU, else float32); the saved model is float32 either way")
+    p.add_argument("--strangers", type=Path, help="folder of one face per character (strangers/): 60 %% train the "
+                   "network to be unsure of them and to tell them apart, the rest calibrate and judge")
+    p.add_argument("--styles", type=float, default=0.0, metavar="FRACTION", help="share of each batch redrawn in "
+                   "another drawing style: blur, sharpening, JPEG, line weight, posterised, grey (default 0)")
     p.add_argument("--init-data", type=Path, help="where --init's characters are, when --data holds only new ones "
                    "(default: the shared data folder its card names)")
 
@@ -53,6 +57,8 @@ def main(argv=None):
                    "put in this part (--data must be the folder it trained on)")
     p.add_argument("--greyscale", action="store_true", help="turn every face grey first: how the model does on "
                    "black-and-white art")
+    p.add_argument("--styles", action="store_true", help="also judge every face redrawn in each of six drawing "
+                   "styles (blur, sharpening, JPEG, thick lines, posterised, grey): a proxy for art from other sources")
 
     p = commands.add_parser("calibrate", help="fit the unknown rule and the gallery's score, judge them, write the card")
     p.add_argument("--model", type=Path, required=True, help="model directory written by fit (with its split.json)")
@@ -60,6 +66,8 @@ def main(argv=None):
     p.add_argument("--unknown", type=Path, required=True, help="faces of characters in no class (unknown/)")
     p.add_argument("--fewshot", type=Path, required=True, help="one folder per character to enrol (fewshot/)")
     p.add_argument("--scenes", type=Path, help="illustrations whose detected faces should all be Unknown")
+    p.add_argument("--strangers", type=Path, help="one face per character (strangers/): the parts the model did not "
+                   "train on calibrate the threshold and the cohort, and judge")
     p.add_argument("--target", type=float, default=0.92, help="share of calibration unknown faces to reject")
     p.add_argument("--draws", type=int, default=100, help="random few-shot episodes per k")
     p.add_argument("--embedding-layer", help="layer whose output is the gallery's face embedding (default: embedding)")
@@ -94,7 +102,8 @@ def main(argv=None):
                 batch_size=args.batch_size, seed=args.seed, learning_rate=args.learning_rate,
                 patience=args.patience, cache_dir=args.cache, split_file=args.split, unknown=args.unknown,
                 init=args.init, init_data=args.init_data, contrastive=args.contrastive, non_faces=args.non_faces,
-                frozen_backbone=args.frozen_backbone, precision=args.precision)
+                frozen_backbone=args.frozen_backbone, precision=args.precision, strangers=args.strangers,
+                style_fraction=args.styles)
         except (AnimerecError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
@@ -104,7 +113,8 @@ def main(argv=None):
 
         try:
             calibrate(args.model, args.data, args.unknown, args.fewshot, args.scenes, target=args.target,
-                      draws=args.draws, embedding_layer=args.embedding_layer, cache_dir=args.cache)
+                      draws=args.draws, embedding_layer=args.embedding_layer, cache_dir=args.cache,
+                      strangers=args.strangers)
         except (AnimerecError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
@@ -128,7 +138,8 @@ def main(argv=None):
         from train.evaluate import evaluate_folder
 
         try:
-            result = evaluate_folder(args.data, args.model, args.confusion, part=args.split, grey=args.greyscale)
+            result = evaluate_folder(args.data, args.model, args.confusion, part=args.split, grey=args.greyscale,
+                                    styles=args.styles)
         except (AnimerecError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

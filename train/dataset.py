@@ -19,6 +19,7 @@ from animerec.errors import ImageError
 from animerec.paths import IMAGE_EXTENSIONS
 
 SPLITS = ("train", "val", "test")
+STRANGER_FRACTIONS = (0.6, 0.2, 0.2)  # strangers/: train, calibration (and the cohort), test
 
 
 class FaceSet(NamedTuple):
@@ -213,10 +214,10 @@ def read_split(path, files):
     return _indices(named, SPLITS, files, path)
 
 
-def read_unknown_split(path, files):
-    """Indices of the unknown faces `files` in each part of a `split.json`'s "unknown" entry,
-    or None when it has none."""
-    named = json.loads(Path(path).read_text()).get("unknown")
+def read_unknown_split(path, files, entry="unknown"):
+    """Indices of the unlabelled faces `files` in each part of a `split.json`'s `entry`
+    ("unknown" or "strangers"), or None when it has none."""
+    named = json.loads(Path(path).read_text()).get(entry)
     return _indices(named, tuple(named), files, path) if named else None
 
 

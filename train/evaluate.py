@@ -62,7 +62,7 @@ def confusion_png(matrix, classes, path, title=""):
     image.save(path)
 
 
-def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False):
+def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False, styles=False):
     """Run a model directory over folder-per-class crops; returns the metrics dict and writes
     the confusion matrix PNG (default: `confusion.png` beside the model directory). Each face is
     named as the page names it (`animerec.model.naming_scores`).
@@ -73,7 +73,9 @@ def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False
     (`train.dataset.greyscale`): how the model does on black-and-white art; the picture is then
     `confusion-greyscale.png` by default, so the card's stays. The metrics gain
     "colourless_faces": the count and accuracy of the crops with almost no colour
-    (`animerec.recognize.colourless`), the faces the page warns about.
+    (`animerec.recognize.colourless`), the faces the page warns about. With `styles`, they also
+    gain "styles": accuracy and macro accuracy with every crop redrawn in each of
+    `train.styles.STYLE_SHIFTS`, a proxy for art from other sources.
     """
     from pathlib import Path
 
@@ -94,17 +96,29 @@ def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False
         faces = FaceSet(faces.images[kept], faces.labels[kept], classes, [faces.files[i] for i in kept])
     if grey:
         faces = faces._replace(images=greyscale(faces.images))
-    scores = np.concatenate(
-        [naming_scores(recognizer.run(faces.images[i : i + 256])) for i in range(0, len(faces.labels), 256)]
-        or [np.zeros((0, len(known)), np.float32)]
-    )
-    # Folders the model does not know get a column no face can win.
-    padded = np.pad(scores, ((0, 0), (0, len(classes) - len(known))), constant_values=-np.inf)
+
+    def scores_of(images):
+        scores = np.concatenate(
+            [naming_scores(recognizer.run(images[i : i + 256])) for i in range(0, len(images), 256)]
+            or [np.zeros((0, len(known)), np.float32)]
+        )
+        # Folders the model does not know get a column no face can win.
+        return np.pad(scores, ((0, 0), (0, len(classes) - len(known))), constant_values=-np.inf)
+
+    padded = scores_of(faces.images)
     result = classification_metrics(padded, faces.labels, classes)
     plain = colourless(faces.images)
     named = padded.argmax(axis=1) == faces.labels
     result["colourless_faces"] = {"images": int(plain.sum()),
                                   "accuracy": round(float(named[plain].mean()), 4) if plain.any() else None}
+    if styles:
+        from train.styles import STYLE_SHIFTS
+
+        result["styles"] = {}
+        for name, shift in STYLE_SHIFTS.items():
+            shifted = classification_metrics(scores_of(np.stack([shift(im) for im in faces.images])), faces.labels, classes)
+            result["styles"][name] = {k: shifted[k] for k in ("accuracy", "macro_accuracy")}
+        result["styles"]["mean_accuracy"] = round(float(np.mean([v["accuracy"] for v in result["styles"].values()])), 4)
     result["model"] = recognizer.version
     if part:
         result["part"] = part

@@ -93,6 +93,7 @@ def _calibration_lines(c):
         "calibration faces of characters outside the model (`unknown/`, a quarter of `fewshot/` before "
         "enrolment" + (f", and the {c['scenes']['calibration_faces']} faces the detector finds in half of "
                        "`scenes/`" if "calibration_faces" in c.get("scenes", {}) else "")
+        + (", a fifth of `strangers/`" if "strangers" in t else "")
         + "). On faces used for nothing else:",
         "",
         "| | value |",
@@ -102,6 +103,9 @@ def _calibration_lines(c):
         f"| known faces keeping their correct name ({t['known_faces']}) | {t['known_keep_correct_name']:.1%} |",
         f"| the same at full size | {t['known_keep_correct_name_at_full_size']:.1%} |",
     ]
+    if "strangers" in t:
+        lines.append(f"| official portraits of other characters (a fifth of `strangers/`) labelled unknown "
+                     f"({t['strangers']}) | {t['strangers_labelled_unknown']:.1%} |")
     if "scenes" in c:
         held_out = "the other half of " if "calibration_faces" in c["scenes"] else ""
         lines.append(f"| faces found in {held_out}`scenes/` labelled unknown ({c['scenes']['faces_found']}) | "

@@ -15,10 +15,11 @@ import numpy as np
 
 from animerec.model import Outputs, naming_scores, outputs_model, predict
 from train.architectures import COSINE_SCALE, make_model
-from train.batches import (DEGRADE_FRACTION, DEGRADE_SIZE, NON_FACES_PER_BATCH, UNKNOWN_PER_BATCH, UNKNOWN_WEIGHT,
-                           TrainingBatches)
+from train.batches import (DEGRADE_FRACTION, DEGRADE_SIZE, NON_FACES_PER_BATCH, STRANGERS_PER_BATCH, UNKNOWN_PER_BATCH,
+                           UNKNOWN_WEIGHT, TrainingBatches)
 from train.batchnorm import recalibrate_batch_norm
-from train.dataset import load_faces, load_unlabelled, read_split, read_unknown_split, split_indices, split_unlabelled
+from train.dataset import (STRANGER_FRACTIONS, load_faces, load_unlabelled, read_split, read_unknown_split, split_indices,
+                           split_unlabelled)
 from train.devices import compile_whole_steps, cpu_count, setup_devices
 from train.evaluate import classification_metrics, confusion_matrix, confusion_png
 from train.export import write_model_dir
@@ -31,7 +32,7 @@ from train.progress import RUN_FILE, WORK_DIR, EpochClock, MacroAccuracy, claim_
 def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed=0,
         learning_rate=2e-3, patience=10, cache_dir=".cache", split_file=None, unknown=None,
         init=None, init_data=None, contrastive=0.0, non_faces=None, frozen_backbone=False, precision=None,
-        log=print):
+        strangers=None, style_fraction=0.0, log=print):
     """Train `arch` on the crops under `data` and write the model directory `out`.
 
     Splits per class with `seed` (near-duplicates kept together), weighs classes by the inverse
@@ -47,6 +48,10 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     names) with its own split, so `data` may hold only new characters, which are added as classes.
     `non_faces` is a `scenes/` folder: squares of half its illustrations with no marked face,
     and synthetic pictures, join training with a uniform target (see `train.nonfaces`).
+    `strangers` is a folder of one face per character (`strangers/`): 60 % of them join training
+    with a uniform target, each its own identity for the contrastive loss; the rest is kept for
+    calibrating and judging (see `train.dataset.STRANGER_FRACTIONS`). `style_fraction` of each
+    batch is redrawn in another drawing style (`train.styles`).
     `frozen_backbone` (with `init`) trains only the layers after the pooled features.
     `precision` forces the training policy (see `train.devices.setup_devices`); the saved model
     is float32 either way. Returns the card (a dict).
@@ -59,7 +64,8 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     run = {"data": str(data), "arch": arch, "epochs": epochs, "image_size": image_size, "batch_size": batch_size,
            "seed": seed, "learning_rate": learning_rate, "split": str(split_file), "unknown": str(unknown),
            "init": str(init), "init_data": str(init_data), "contrastive": contrastive,
-           "non_faces": str(non_faces), "frozen_backbone": frozen_backbone, "precision": str(precision)}
+           "non_faces": str(non_faces), "frozen_backbone": frozen_backbone, "precision": str(precision),
+           "strangers": str(strangers), "style_fraction": style_fraction}
     claim_work_dir(work, run, log)
     keras.utils.set_random_seed(seed)
 
@@ -80,6 +86,12 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
         unknown_split = (read_unknown_split(split_file, unknown_files) if split_file else None) \
             or split_unlabelled(unknown_images, seed=seed)
         log(f"{len(unknown_images)} unknown faces: " + ", ".join(f"{k} {len(v)}" for k, v in unknown_split.items()))
+    stranger_images, stranger_split = unknown_images[:0], None
+    if strangers:
+        stranger_images, stranger_files = load_unlabelled(strangers, image_size, cache_dir=cache_dir)
+        stranger_split = (read_unknown_split(split_file, stranger_files, "strangers") if split_file else None) \
+            or split_unlabelled(stranger_images, seed=seed, fractions=STRANGER_FRACTIONS)
+        log(f"{len(stranger_images)} strangers: " + ", ".join(f"{k} {len(v)}" for k, v in stranger_split.items()))
     non_face_images, non_face_scenes = unknown_images[:0], []
     if non_faces:
         non_face_images, non_face_scenes = training_non_faces(non_faces, image_size, seed)
@@ -112,7 +124,9 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     weights = (counts.mean() / np.maximum(counts, 1)) ** 0.5
     batches = TrainingBatches(x["train"], y["train"], num_classes, weights[y["train"]], batch_size,
                               unknown_images[unknown_split["train"]] if unknown else unknown_images, seed,
-                              identities=bool(contrastive), non_faces=non_face_images)
+                              identities=bool(contrastive), non_faces=non_face_images,
+                              strangers=stranger_images[stranger_split["train"]] if strangers else None,
+                              style_fraction=style_fraction)
     clock = EpochClock(work / "epoch_seconds.json")
     best = work / "best.weights.h5"
     checkpoint = keras.callbacks.ModelCheckpoint(best, monitor="val_macro_accuracy", mode="max",
@@ -187,10 +201,14 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
             + (f"; {len(non_face_images)} pictures with no face (squares of {len(non_face_scenes)} illustrations "
                f"away from their faces, and synthetic) with a uniform target, {NON_FACES_PER_BATCH:.1%} of each batch, "
                f"weight {UNKNOWN_WEIGHT}" if non_faces else "")
+            + (f"; {len(stranger_split['train'])} strangers (one face per character) with a uniform target, "
+               f"{STRANGERS_PER_BATCH:.0%} of each batch, weight {UNKNOWN_WEIGHT}" if strangers else "")
             + (f"; supervised contrastive loss on the pooled features (weight {contrastive}, temperature 0.1, "
-               "each unknown face and picture with no face its own identity)" if contrastive else ""),
+               "each unknown face, stranger and picture with no face its own identity)" if contrastive else ""),
             "augmentation": f"in the model (flip, rotation, zoom, shift, brightness, contrast, saturation); "
-            f"{DEGRADE_FRACTION:.0%} of known faces shrunk to {DEGRADE_SIZE} px and back",
+            f"{DEGRADE_FRACTION:.0%} of known faces shrunk to {DEGRADE_SIZE} px and back"
+            + (f"; {style_fraction:.0%} of every batch redrawn in another style (blur, sharpening, JPEG, "
+               "line weight, posterised, grey)" if style_fraction else ""),
             "initialised_from": str(init) if init else None,
             **({"frozen": "every layer up to the pooled features kept as initialised"} if frozen_backbone else {}),
             **({"characters_from": sources} if sources else {}),
@@ -208,6 +226,8 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     split_files = {name: [faces.files[i] for i in idx] for name, idx in split.items()}
     if unknown:
         split_files["unknown"] = {part: [unknown_files[i] for i in idx] for part, idx in unknown_split.items()}
+    if strangers:
+        split_files["strangers"] = {part: [stranger_files[i] for i in idx] for part, idx in stranger_split.items()}
     if non_faces:
         split_files["non_faces"] = non_face_scenes
     write_model_dir(out, final, faces.classes, card, data, split_files=split_files)
