@@ -71,16 +71,21 @@ class FaceDetector:
         that fills the picture (an enlarged crop) is otherwise missed.
         """
         height, width = image.shape[:2]
-        hits, offset = self._search(image, settings), 0
+        hits, offset, scale = self._search(image, settings), 0, 1.0
         if not hits and settings.retry_margin:
-            offset = round(settings.retry_margin * max(height, width))
-            colour = [int(c) for c in image.reshape(-1, 3).mean(axis=0)]
-            framed = cv2.copyMakeBorder(image, offset, offset, offset, offset, cv2.BORDER_CONSTANT, value=colour)
-            hits = self._search(framed, settings)
+            # Framed at the size the upright pass searches anyway, so a huge picture costs no more.
+            scale = min(1.0, settings.max_side / max(height, width))
+            small = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
+                               interpolation=cv2.INTER_AREA) if scale < 1.0 else image
+            offset = round(settings.retry_margin * max(small.shape[:2]))
+            colour = [int(c) for c in small.reshape(-1, 3).mean(axis=0)]
+            framed = cv2.copyMakeBorder(small, offset, offset, offset, offset, cv2.BORDER_CONSTANT, value=colour)
+            hits = self._search(framed, settings._replace(min_size=max(1, round(settings.min_size * scale))))
         boxes = []
         for x, y, w, h, _, _ in hits:
-            left, top = max(0, round(x) - offset), max(0, round(y) - offset)
-            right, bottom = min(width, round(x + w) - offset), min(height, round(y + h) - offset)
+            x, y, w, h = (x - offset) / scale, (y - offset) / scale, w / scale, h / scale
+            left, top = max(0, round(x)), max(0, round(y))
+            right, bottom = min(width, round(x + w)), min(height, round(y + h))
             if right > left and bottom > top:
                 boxes.append(Box(left, top, right - left, bottom - top))
         return reading_order(boxes)
