@@ -17,7 +17,7 @@ from animerec.errors import (
 # A cut-short file must be reported, not silently padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
-FORMATS_HINT = "JPEG, PNG, WebP, AVIF, GIF or BMP"
+FORMATS_HINT = "JPEG, PNG, WebP, AVIF, GIF, BMP or TIFF"
 
 
 def decode_image(data, max_pixels=MAX_PIXELS):
@@ -41,8 +41,8 @@ def decode_image(data, max_pixels=MAX_PIXELS):
         raise ImageTooLargeError(_too_large_message(None, max_pixels)) from None
     except UnidentifiedImageError:
         raise NotAnImageError(f"This file is not an image we can read: use {FORMATS_HINT}.") from None
-    except Exception as error:  # Pillow's plugins raise many types on malformed headers
-        raise TruncatedImageError(_corrupt_message(error)) from None
+    except Exception:  # Pillow's plugins raise many types on malformed headers
+        raise TruncatedImageError(_corrupt_message()) from None
 
     width, height = image.size
     if width * height > max_pixels:
@@ -61,8 +61,8 @@ def decode_image(data, max_pixels=MAX_PIXELS):
         raise ImageTooLargeError(_too_large_message((width, height), max_pixels)) from None
     except MemoryError:
         raise ImageTooLargeError(_too_large_message((width, height), max_pixels)) from None
-    except Exception as error:
-        raise TruncatedImageError(_corrupt_message(error)) from None
+    except Exception:
+        raise TruncatedImageError(_corrupt_message()) from None
 
 
 def _to_rgb(image):
@@ -91,5 +91,7 @@ def _too_large_message(size, max_pixels):
     )
 
 
-def _corrupt_message(error):
-    return f"This image file is truncated or corrupt ({error}): re-save or re-download it and try again."
+def _corrupt_message(reason="it is cut short or damaged"):
+    """The sentence for a file that is an image but cannot be decoded: in words for people, not
+    the decoder's own text ("image file is truncated (85 bytes not processed)")."""
+    return f"This image file is truncated or corrupt ({reason}): re-save or re-download it and try again."

@@ -136,8 +136,17 @@ def test_truncated_files_are_refused(fmt):
     rng = np.random.default_rng(0)
     noisy = Image.fromarray(rng.integers(0, 255, (200, 200, 3), dtype=np.uint8))
     data = encode(noisy, fmt)
-    with pytest.raises(TruncatedImageError, match="truncated or corrupt"):
+    with pytest.raises(TruncatedImageError, match="truncated or corrupt") as raised:
         decode_image(data[: len(data) // 2])
+    assert "bytes not processed" not in str(raised.value) and "cut short or damaged" in str(raised.value), \
+        "a sentence for people, not the decoder's text"
+
+
+def test_the_not_an_image_message_names_every_format_the_uploader_takes():
+    with pytest.raises(NotAnImageError) as raised:
+        decode_image(b"<html>not an image</html>")
+    for name in ("JPEG", "PNG", "WebP", "AVIF", "GIF", "BMP", "TIFF"):
+        assert name in str(raised.value)
 
 
 def test_huge_declared_size_is_refused_before_decoding():
