@@ -18,7 +18,8 @@ from animerec.decode import decode_image  # noqa: E402
 from animerec.detect import DetectorSettings, load_detector  # noqa: E402
 from animerec.errors import AnimerecError  # noqa: E402
 from animerec.paths import DEFAULT_MODEL_DIR, IMAGE_EXTENSIONS, model_dir  # noqa: E402
-from animerec.recognize import default_threshold, recognize, to_dict  # noqa: E402
+from animerec.recognize import (BELOW_THRESHOLD, NO_LINE, NO_MODEL, NOBODY_CLOSE, default_threshold,  # noqa: E402
+                                recognize, to_dict)
 
 
 def build_parser():
@@ -110,7 +111,7 @@ def main(argv=None):
         results.append({"file": str(path), "faces": [to_dict(f) for f in faces],
                         "model": model_name, "threshold": threshold})
         if not args.json:
-            _print_text(path, faces)
+            _print_text(path, faces, threshold)
     if args.json:
         print(json.dumps(results, indent=1, ensure_ascii=False))
     return 1 if failed else 0
@@ -247,19 +248,21 @@ def _save_annotated(image, faces, path, folder):
     Image.fromarray(draw_faces(shown, faces, scale)).save(folder / f"{path.stem}.annotated.png")
 
 
-def _print_text(path, faces):
+def _print_text(path, faces, threshold):
     print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
     for i, face in enumerate(faces, 1):
         box = "x={} y={} w={} h={}".format(*face.box)
-        if face.label is None:
+        ranked = ", ".join(f"{c.name} {c.score:.1%}" for c in face.top_k)
+        if face.verdict == NO_MODEL:
             print(f"  {i}. {box}")
-            continue
-        ranked = ", ".join(f"{slug} {p:.1%}" for slug, p in face.top_k)
-        if face.label == "unknown":  # its score is the closest character's: shown in the list
-            why = "below the threshold" if face.top_k else "no line in it (a flat colour or a smooth gradient)"
-            if face.top_k and face.colourless:
+        elif face.verdict == NO_LINE:
+            print(f"  {i}. {box}: Unknown, no line in it (a flat colour or a smooth gradient)")
+        elif face.verdict in (BELOW_THRESHOLD, NOBODY_CLOSE):  # its score is the closest character's
+            why = (f"below the threshold {threshold:.0%}" if face.verdict == BELOW_THRESHOLD
+                   else "nobody it knows looks like this face")
+            if face.colourless:
                 why += "; it has almost no colour, and black-and-white art is seldom named"
             print(f"  {i}. {box}: Unknown, {why}  [{ranked}]")
-            continue
-        source = " from the gallery" if face.source == "gallery" else ""
-        print(f"  {i}. {box}: {face.name} ({face.score:.1%}{source})  [{ranked}]")
+        else:
+            source = " from the gallery" if face.source == "gallery" else ""
+            print(f"  {i}. {box}: {face.name} ({face.score:.1%}{source})  [{ranked}]")

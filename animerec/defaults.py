@@ -33,6 +33,10 @@ OUTLINE_RAISE = 0.24
 # Recognition.
 THRESHOLD = 0.5  # used when the model's card names none
 TOP_K = 3
+# An Unknown face whose closest character scored at least this share of the threshold is a near
+# miss, and the page names that character as the closest; below it, nobody the model knows looks
+# like the face (most strangers score 1-2 %), and the page says just that.
+NEAR_MISS = 0.5
 # A crop whose mean absolute Laplacian (grey levels per pixel, at the model's input size) is
 # below this has no line in it: a flat colour or a smooth gradient, never a face. All 10,131
 # training crops measure at least 3, even shrunk to 64 px and enlarged back.

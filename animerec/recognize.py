@@ -17,6 +17,22 @@ from animerec.detect import Box, DetectorSettings, face_outline
 
 UNKNOWN = "unknown"
 
+# Why a face got the answer it got: every Recognition carries one, so the page and the command
+# line say it without deciding it.
+NAMED = "named"  # its best candidate reached the threshold
+BELOW_THRESHOLD = "below_threshold"  # Unknown, but a near miss: the closest is worth naming
+NOBODY_CLOSE = "nobody_close"  # Unknown, and no candidate came near the threshold
+NO_LINE = "no_line"  # Unknown: a crop with no line in it is nobody's face (`featureless`)
+NO_MODEL = "no_model"  # found, but no recogniser is installed
+
+
+class Candidate(NamedTuple):
+    """One of the closest characters to a face: its slug, display name and calibrated score."""
+
+    slug: str
+    name: str
+    score: float
+
 
 class Analysis(NamedTuple):
     """What the detector and the model made of one image.
@@ -52,15 +68,18 @@ class Recognition(NamedTuple):
     name: display name of `label` ("Unknown" for unknown), None without a model.
     score: calibrated confidence in [0, 1] that the best answer is right, compared with the
     threshold; 0.0 without a model.
-    top_k: [(slug, score), ...] the closest characters, the model's and the gallery's together,
-    best first, each with its calibrated score (the scale of `score` and the threshold); the
-    first is the closest character even when the face is Unknown. [] without a model, and for a
-    crop with no line in it (`featureless`: a flat colour, a smooth gradient), which is Unknown.
+    top_k: [Candidate(slug, name, score), ...] the closest characters, the model's and the
+    gallery's together, best first, each with its calibrated score (the scale of `score` and the
+    threshold); the first is the closest character even when the face is Unknown. [] without a
+    model, and for a crop with no line in it (`featureless`: a flat colour, a smooth gradient),
+    which is Unknown.
     source: "model" or "gallery", where the best answer came from; None without a model or
     candidates.
     colourless: whether the crop has almost no colour (`colourless`: black-and-white or one-tint
     art), which the model names far less often: the page and the command line say so when such
     a face is Unknown.
+    verdict: why it got this answer: NAMED, BELOW_THRESHOLD (the closest scored at least
+    `defaults.NEAR_MISS` of the threshold), NOBODY_CLOSE (it scored less), NO_LINE or NO_MODEL.
     """
 
     box: Box
@@ -70,6 +89,7 @@ class Recognition(NamedTuple):
     top_k: list
     source: object = None
     colourless: bool = False
+    verdict: str = NO_MODEL
 
 
 def analyse(image, detector, recognizer=None, settings=DetectorSettings(), detect=True):
@@ -116,13 +136,19 @@ def name_faces(analysis, characters, threshold=defaults.THRESHOLD, top_k=default
     faces = []
     for box, row, featureless_crop, colourless_crop in zip(analysis.boxes, scores, blank, grey):
         if featureless_crop:  # nobody, whatever the network says: no candidates to rank
-            faces.append(Recognition(box, UNKNOWN, "Unknown", 0.0, [], colourless=bool(colourless_crop)))
+            faces.append(Recognition(box, UNKNOWN, "Unknown", 0.0, [], colourless=bool(colourless_crop),
+                                     verdict=NO_LINE))
             continue
         order = np.argsort(-row, kind="stable")[: max(1, top_k)]
-        ranked = [(slugs[j], float(row[j])) for j in order]
-        slug, score = ranked[0]
-        label, name = (slug, names.get(slug)) if score >= threshold else (UNKNOWN, "Unknown")
-        faces.append(Recognition(box, label, name, score, ranked, sources[order[0]], bool(colourless_crop)))
+        ranked = [Candidate(slugs[j], names.get(slugs[j], slugs[j]), float(row[j])) for j in order]
+        best = ranked[0]
+        if best.score >= threshold:
+            label, name, verdict = best.slug, best.name, NAMED
+        else:
+            near = best.score >= defaults.NEAR_MISS * threshold
+            label, name, verdict = UNKNOWN, "Unknown", BELOW_THRESHOLD if near else NOBODY_CLOSE
+        faces.append(Recognition(box, label, name, best.score, ranked, sources[order[0]], bool(colourless_crop),
+                                 verdict))
     return faces
 
 
@@ -174,7 +200,8 @@ def to_dict(face):
         "label": face.label,
         "name": face.name,
         "score": round(float(face.score), 4),
-        "top_k": [[slug, round(p, 4)] for slug, p in face.top_k],
+        "top_k": [[c.slug, round(c.score, 4)] for c in face.top_k],
         "source": face.source,
         "colourless": bool(face.colourless),
+        "verdict": face.verdict,
     }

@@ -35,8 +35,10 @@ def files(tmp_path_factory):
 
 
 def check_face_shape(face):
-    assert set(face) == {"box", "label", "name", "score", "top_k", "source", "colourless"}
+    assert set(face) == {"box", "label", "name", "score", "top_k", "source", "colourless", "verdict"}
     assert isinstance(face["colourless"], bool)
+    assert face["verdict"] in ("named", "below_threshold", "nobody_close", "no_line", "no_model")
+    assert (face["verdict"] == "named") == (face["label"] not in ("unknown", None))
     assert face["source"] in ("model", "gallery", None)
     assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
     assert 0.0 <= face["score"] <= 1.0
@@ -81,7 +83,10 @@ def test_threshold_one_makes_every_face_unknown(files):
     assert entry["threshold"] == 1.0 and entry["faces"][0]["label"] == "unknown"
     assert entry["faces"][0]["name"] == "Unknown"
     text = run_cli(files / "card.png", "--no-detect", "--threshold", "1").stdout
-    assert "Unknown, below the threshold  [" in text and "%)" not in text, text
+    near_miss = entry["faces"][0]["score"] >= 0.5
+    assert ("Unknown, below the threshold 100%  [" in text) == near_miss, text
+    assert ("Unknown, nobody it knows looks like this face  [" in text) == (not near_miss), text
+    assert "%)" not in text and "_" not in text.split("[")[1], "names, not slugs, and no score of its own"
     text = run_cli(files / "blank.jpg", "--no-detect").stdout
     assert "Unknown, no line in it" in text, text
 
@@ -117,7 +122,7 @@ def test_an_unknown_face_in_black_and_white_art_says_it_has_almost_no_colour(dat
     result = run_cli(grey)
     assert result.returncode == 0 and coloured.returncode == 0, result.stderr + coloured.stderr
     lines = result.stdout.splitlines()[1:]
-    assert len(lines) == 2 and all("Unknown, below the threshold; it has almost no colour" in line for line in lines)
+    assert len(lines) == 2 and all("Unknown, " in line and "; it has almost no colour" in line for line in lines)
     assert "almost no colour" not in coloured.stdout
     [entry] = json.loads(run_cli(grey, "--json").stdout)
     assert [face["colourless"] for face in entry["faces"]] == [True, True]

@@ -21,8 +21,21 @@ def test_threshold_turns_low_scores_unknown_but_keeps_the_closest():
     faces = name_faces(fake_analysis([[0.7, 0.2, 0.1], [0.4, 0.35, 0.25]]), CHARACTERS, threshold=0.5, top_k=2)
     assert [f.label for f in faces] == ["a", "unknown"]
     assert [f.name for f in faces] == ["Alice", "Unknown"]
-    assert faces[1].top_k[0] == ("a", np.float32(0.4).item())
+    assert faces[1].top_k[0] == ("a", "Alice", np.float32(0.4).item())
     assert [len(f.top_k) for f in faces] == [2, 2]
+
+
+def test_each_face_carries_the_verdict_the_page_and_command_line_explain():
+    from animerec.recognize import BELOW_THRESHOLD, NAMED, NO_LINE, NO_MODEL, NOBODY_CLOSE
+
+    rows = [[0.7, 0.2, 0.1], [0.3, 0.1, 0.1], [0.2, 0.1, 0.1], [0.9, 0.05, 0.05]]
+    analysis = fake_analysis(rows)._replace(featureless=np.array([False, False, False, True]))
+    faces = name_faces(analysis, CHARACTERS, threshold=0.5)
+    # 0.3 is a near miss of 0.5 (at least half of it); 0.2 is not.
+    assert [f.verdict for f in faces] == [NAMED, BELOW_THRESHOLD, NOBODY_CLOSE, NO_LINE]
+    assert [f.label for f in faces] == ["a", "unknown", "unknown", "unknown"]
+    unmodelled = name_faces(Analysis([Box(1, 2, 3, 4)], np.zeros((1, 8, 8, 3), np.uint8), None), [])
+    assert unmodelled[0].verdict == NO_MODEL
 
 
 def test_score_equal_to_threshold_is_known_and_zero_threshold_names_everything():
@@ -33,14 +46,14 @@ def test_score_equal_to_threshold_is_known_and_zero_threshold_names_everything()
 
 def test_top_k_is_sorted_and_capped_at_the_number_of_characters():
     faces = name_faces(fake_analysis([[0.1, 0.6, 0.3]]), CHARACTERS, top_k=10)
-    assert [slug for slug, _ in faces[0].top_k] == ["b", "c", "a"]
+    assert [c.slug for c in faces[0].top_k] == ["b", "c", "a"]
 
 
 def test_without_a_model_faces_are_boxed_but_not_named():
     faces = name_faces(Analysis([Box(1, 2, 3, 4)], np.zeros((1, 8, 8, 3), np.uint8), None), [])
     assert faces[0].label is None and faces[0].name is None and faces[0].top_k == []
     assert to_dict(faces[0]) == {"box": [1, 2, 3, 4], "label": None, "name": None, "score": 0.0, "top_k": [],
-                                 "source": None, "colourless": False}
+                                 "source": None, "colourless": False, "verdict": "no_model"}
 
 
 def test_no_faces_is_an_empty_list(detector, recognizer):
@@ -181,8 +194,8 @@ def test_each_face_lists_its_closest_characters_on_the_scale_of_its_verdict(data
                            threshold=threshold, top_k=5)
     assert len(faces) >= 3
     for face in faces:
-        scores = [score for _, score in face.top_k]
+        scores = [c.score for c in face.top_k]
         assert len(scores) == 5 and scores == sorted(scores, reverse=True)
         assert scores[0] == pytest.approx(face.score) and all(0.0 <= s <= 1.0 for s in scores)
         assert (face.label == "unknown") == (face.score < threshold)
-        assert face.label in ("unknown", face.top_k[0][0])
+        assert face.label in ("unknown", face.top_k[0].slug)
