@@ -262,8 +262,12 @@ def test_unknown_faces_train_a_cosine_head_and_calibrate_writes_the_card(shapes,
     fewshot = write_shapes(tmp_path / "fewshot", per_class=16, shapes=("ring", "bar"), seed=1)
     scenes = _tiny_scenes(tmp_path / "scenes")
     out = tmp_path / "cosine"
+    strangers = write_shapes(tmp_path / "strangers", per_class=20, shapes=("cross", "ring"), flat=True, seed=2)
     card = fit(shapes, out, arch="default", epochs=2, image_size=32, batch_size=32, cache_dir=None,
-               unknown=unknown, contrastive=0.5, non_faces=scenes, log=QUIET)
+               unknown=unknown, contrastive=0.5, non_faces=scenes, strangers=strangers, style_fraction=0.3,
+               log=QUIET)
+    assert "strangers (one face per character)" in card["training"]["loss"]
+    assert "redrawn in another style" in card["training"]["augmentation"]
     assert "uniform target" in card["training"]["loss"] and "cosine margin" in card["training"]["loss"]
     assert "contrastive" in card["training"]["loss"] and "pictures with no face" in card["training"]["loss"]
     split = json.loads((out / "split.json").read_text())
@@ -273,6 +277,9 @@ def test_unknown_faces_train_a_cosine_head_and_calibrate_writes_the_card(shapes,
     assert split["non_faces"] == halves["calibration"], "only the half calibrate does not judge on"
     parts = [set(split["unknown"][p]) for p in ("train", "calibration", "test")]
     assert sum(map(len, parts)) == 80 and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    parts = [set(split["strangers"][p]) for p in ("train", "calibration", "test")]
+    assert sum(map(len, parts)) == 40 and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert len(parts[0]) >= len(parts[1]) + len(parts[2]) - 4, "most strangers train"
 
     import keras
 
@@ -283,8 +290,13 @@ def test_unknown_faces_train_a_cosine_head_and_calibrate_writes_the_card(shapes,
     np.testing.assert_array_equal(fresh.get_layer("prototypes").get_weights()[0],
                                   keras.models.load_model(out / "model.keras").get_layer("prototypes").get_weights()[0])
 
-    result = calibrate(out, shapes, unknown, fewshot, draws=5, cache_dir=None, log=QUIET)
+    result = calibrate(out, shapes, unknown, fewshot, draws=5, cache_dir=None, strangers=strangers, log=QUIET)
     assert 0 < result["threshold"] < 1 and 0 <= result["auroc_known_vs_unknown"] <= 1
+    assert result["threshold"] == round(result["threshold"], 2), "in the page slider's steps"
+    assert result["test"]["strangers"] == len(split["strangers"]["test"])
+    assert 0 <= result["test"]["strangers_labelled_unknown"] <= 1
+    assert result["gallery_cohort"]["faces"] == len(split["unknown"]["train"]) + len(split["strangers"]["calibration"])
+    assert "official portraits of other characters" in (out / "card.md").read_text()
     assert {"1-shot", "3-shot", "5-shot"} <= set(result["fewshot"])
     assert (out / "roc.png").is_file()
     recognizer = load_recognizer(out)
@@ -485,6 +497,40 @@ def test_each_training_batch_adds_a_quarter_of_unknown_faces_with_a_uniform_targ
     assert np.allclose(y[16:], 0.25) and np.allclose(w[16:], UNKNOWN_WEIGHT)
     assert np.all(ids[16 + extra:] >= 4 + len(unknown)), "identities apart from the unknown faces'"
     assert np.all(ids[16 + extra::2] == ids[17 + extra::2])
+
+
+def test_strangers_are_identities_of_their_own_and_a_share_of_each_batch_is_redrawn():
+    from train.batches import NON_FACES_PER_BATCH, STRANGERS_PER_BATCH, UNKNOWN_PER_BATCH, TrainingBatches
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
+    labels = np.arange(40) % 4
+    unknown, non_faces = rng.integers(0, 256, (10, 16, 16, 3), dtype=np.uint8), np.zeros((5, 16, 16, 3), np.uint8)
+    strangers = np.full((7, 16, 16, 3), 255, np.uint8)  # told apart by being white
+    x, (y, ids), (w, _) = TrainingBatches(images, labels, 4, np.ones(40), 16, unknown, seed=0, identities=True,
+                                          non_faces=non_faces, strangers=strangers)[0]
+    first = 16 + round(UNKNOWN_PER_BATCH * 16) + round(NON_FACES_PER_BATCH * 16)
+    assert len(x) == len(ids) == first + round(STRANGERS_PER_BATCH * 16)
+    assert np.all(x[first:] == 255) and np.allclose(y[first:], 0.25)
+    assert np.all(ids[first:] >= 4 + len(unknown) + len(non_faces)), "after the classes, unknown faces and non-faces"
+    assert np.all(ids[first::2] == ids[first + 1::2]), "each stranger comes twice, so it has a positive"
+
+    plain = TrainingBatches(images, labels, 4, np.ones(40), 16, unknown, seed=0)[0][0]
+    styled = TrainingBatches(images, labels, 4, np.ones(40), 16, unknown, seed=0, style_fraction=1.0)[0][0]
+    assert plain.shape == styled.shape and not np.array_equal(plain, styled)
+
+
+def test_evaluate_styles_judges_the_faces_redrawn_in_each_style(trained, shapes):
+    from train.evaluate import evaluate_folder
+    from train.styles import STYLE_SHIFTS
+
+    out, _ = trained
+    result = evaluate_folder(shapes, out, part="test", styles=True)
+    assert set(result["styles"]) == set(STYLE_SHIFTS) | {"mean_accuracy"}
+    for name in STYLE_SHIFTS:
+        assert 0.0 <= result["styles"][name]["macro_accuracy"] <= 1.0
+    assert result["styles"]["mean_accuracy"] == pytest.approx(
+        np.mean([result["styles"][n]["accuracy"] for n in STYLE_SHIFTS]), abs=1e-4)
 
 
 def test_evaluate_and_fit_say_in_one_line_when_the_data_folder_is_missing(trained, tmp_path, capsys):

@@ -121,7 +121,10 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
     model_curve = fit_logistic(np.r_[raw_known, negatives], np.r_[right, np.zeros(len(negatives), bool)])
     # The threshold rejects `target` of each kind of stranger: `unknown/`, the few-shot
     # characters before they are enrolled, and the faces found in the calibration scenes.
-    threshold = round(float(model_curve(max(np.quantile(raw, target) for raw in raw_strangers))), 3)
+    # Rounded up to the page slider's steps (0.01), so the page, the command line and the card
+    # show and use one value, and it still rejects at least `target`.
+    threshold = float(np.ceil(round(float(model_curve(max(np.quantile(raw, target) for raw in raw_strangers))) * 100, 6))
+                      / 100)
 
     def score(outputs):  # the new curve, whatever the card said before
         return model_curve(recognizer.raw_scores(outputs))
