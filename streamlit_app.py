@@ -23,9 +23,10 @@ from animerec.detect import DetectorSettings, load_detector
 from animerec.draw import display_copy, draw_faces, face_colour
 from animerec.errors import AnimerecError, ModelError
 from animerec.gallery import MAX_ENROL_IMAGES, TAKEN_WHOLE, Gallery, enrolment_crops
-from animerec.model import load_recognizer
+from animerec.model import known_in_words, load_recognizer, read_card
 from animerec.paths import DEFAULT_MODEL_DIR, IMAGE_EXTENSIONS, model_dir
-from animerec.recognize import analyse, default_threshold, name_faces, to_dict
+from animerec.recognize import (BELOW_THRESHOLD, NO_LINE, NO_MODEL, NOBODY_CLOSE, analyse, name_faces, round_threshold,
+                                to_dict)
 
 log = logging.getLogger("animerec")
 if not log.handlers:  # show the library's load and forward-pass lines in the server's log
@@ -38,6 +39,9 @@ UPLOAD_TYPES = sorted(suffix.lstrip(".") for suffix in IMAGE_EXTENSIONS)
 # The page shows (and caches) a copy of each upload no larger than this: a 40-megapixel upload
 # would otherwise cost 120 MB per cache entry and as much again in the browser.
 DISPLAY_MAX_SIDE = 2048
+# An annotated picture narrower than this is shown at its own size, not stretched over its
+# column (about 550 px wide on a desktop).
+SMALL_IMAGE_WIDTH = 550
 # Choices for the detector's search size; the default is defaults.DETECT_MAX_SIDE.
 SEARCH_SIZES = sorted({320, defaults.DETECT_MAX_SIDE, 640, 1024, 2048})
 # Said of an Unknown face with almost no colour (`animerec.recognize.colourless`).
@@ -105,36 +109,54 @@ def analyse_upload(data, settings, detect, model_version):
     analysis = analyse(image, get_detector(), current_recognizer(), settings, detect)
     log.info("analysed an image of %d bytes in %.0f ms: %d face(s)", len(data),
              (time.perf_counter() - start) * 1000, len(analysis.boxes))
-    return *display_copy(image, DISPLAY_MAX_SIDE), analysis
+    # A small picture (a face crop, a thumbnail) is drawn on at twice its size, not blown up.
+    return *display_copy(image, DISPLAY_MAX_SIDE, min(defaults.ANNOTATED_MIN_SIDE, 2 * max(image.shape[:2]))), analysis
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def model_card():
+    """(characters, card) from the model directory's JSON alone, without loading the model, so
+    the page can say who it knows before anything heavy; None when there is no readable card."""
+    try:
+        return read_card()
+    except ModelError:
+        return None
 
 
 def main():
     st.set_page_config(page_title="animerec: who is that anime character?", page_icon=":mag:", layout="wide")
     st.title("Who is that anime character?")
+    card = model_card()
     st.caption(
-        "Upload a picture or take a snapshot: every anime face is boxed and named, with how sure "
-        "the model is. Your pictures stay in this server's memory and are never written to disk."
+        "Upload a picture or take a snapshot: every anime face is boxed, and the characters the model knows are "
+        "named, with how sure it is. Your pictures stay in this server's memory and are never written to disk."
     )
+    if card:
+        st.markdown(f"It knows **{known_in_words(card[0])}**. Anyone else is **Unknown**, unless you teach it "
+                    "in *Add a character* (in the sidebar).")
+    about_ui(card)
+    # The uploader comes before anything heavy, so a visitor can choose a picture while the
+    # detector and the model load.
+    upload_tab, camera_tab = st.tabs(["Upload", "Webcam"])
+    with upload_tab:
+        files = st.file_uploader("Images (JPEG, PNG, WebP, AVIF, GIF, BMP, TIFF)", type=UPLOAD_TYPES,
+                                 accept_multiple_files=True, key="images")
+    with camera_tab:
+        st.caption("The camera works when the page is opened on localhost or over HTTPS.")
+        snapshot = st.camera_input("Take a snapshot")
     try:
         get_detector()
     except AnimerecError as error:
         st.error(str(error))
         st.stop()
     recognizer = recognizer_ui()
-    threshold, top_k, settings = sidebar_ui(recognizer)
+    threshold, top_k, settings = sidebar_ui(recognizer, card)
     gallery_ui(recognizer, settings)
-    about_ui(recognizer)
-
-    upload_tab, camera_tab = st.tabs(["Upload", "Webcam"])
     with upload_tab:
-        files = st.file_uploader("Images (JPEG, PNG, WebP, AVIF, GIF, BMP, TIFF)", type=UPLOAD_TYPES,
-                                 accept_multiple_files=True, key="images")
         if not files:
             st.info("Choose one or several images. Illustrations with visible faces work best.")
         results_ui([(f.name, f.getvalue()) for f in files or []], recognizer, threshold, top_k, settings)
     with camera_tab:
-        st.caption("The camera works when the page is opened on localhost or over HTTPS.")
-        snapshot = st.camera_input("Take a snapshot")
         results_ui([("webcam snapshot", snapshot.getvalue())] if snapshot else [],
                    recognizer, threshold, top_k, settings)
 
@@ -151,13 +173,14 @@ def recognizer_ui():
     return recognizer
 
 
-def sidebar_ui(recognizer):
+def sidebar_ui(recognizer, card):
     """The sidebar's controls, as (threshold, top_k, DetectorSettings)."""
     sidebar = st.sidebar
     sidebar.header("Settings")
+    default = round_threshold(card[1].get("threshold", defaults.THRESHOLD) if card and recognizer else defaults.THRESHOLD)
     threshold = sidebar.slider(
-        "Confidence threshold", 0.0, 1.0, default_threshold(recognizer), 0.01,
-        help="A face whose score is below this is called Unknown.",
+        "Confidence threshold", 0.0, 1.0, default, 0.01,
+        help="A face whose score is below this is called Unknown. The default is the model's calibrated one.",
     )
     classes = len(recognizer.characters) if recognizer else defaults.TOP_K
     top_k = sidebar.slider("Characters per face", 1, max(2, min(10, classes)), min(defaults.TOP_K, classes),
@@ -266,20 +289,41 @@ def load_gallery(gallery, recognizer, data):
     st.rerun()
 
 
-def about_ui(recognizer):
+def about_ui(card):
+    """What the model knows and how far to trust it, in plain words first, then the figures;
+    read from the card alone, so it shows before the model is loaded."""
     with st.expander("About the model"):
-        if recognizer is None:
+        if card is None:
             st.write("No recogniser is installed. Train one with `python -m train fit` (see the README).")
             return
-        card = recognizer.card
+        characters, card = card
         test = card.get("metrics", {}).get("test", {})
+        calibration = card.get("calibration") or {}
+        t = calibration.get("test", {})
+        few = calibration.get("fewshot", {}).get("5-shot")
+        plain = [f"**What it knows**: {known_in_words(characters)} (the table below)."]
+        if test:
+            plain.append(f"**How often it is right**: of faces of those characters drawn like its training pictures, "
+                         f"it names {test.get('accuracy', 0):.0%} right. In other styles of art it does worse.")
+        if t:
+            plain.append(f"**Strangers**: anyone else should be Unknown; on held-out faces of other characters it "
+                         f"is {t.get('unknown_labelled_unknown', 0):.0%} of the time"
+                         + (f", and {t['strangers_labelled_unknown']:.0%} for official portraits of other characters"
+                            if "strangers_labelled_unknown" in t else "") + ".")
+        if few:
+            plain.append(f"**Characters you add**: a character taught from 5 pictures is named right in "
+                         f"{few['top1_accuracy']:.0%} of its other pictures.")
+        plain.append("**What it cannot do**: black-and-white and one-tint art is seldom named, because it tells "
+                     "characters apart mostly by hair and eye colour; very small, turned or half-hidden faces are "
+                     "often missed or Unknown.")
+        st.markdown("\n\n".join(plain))
         training = card.get("training", {})
         start = training.get("initialised_from")
         st.markdown(
-            f"**Version** `{recognizer.version}`: a `{card.get('architecture', '?')}` network trained "
-            + (f"from the weights of `{start}`" if start else "from scratch")
-            + f" on {training.get('classes', len(recognizer.characters))} characters' face crops, "
-            f"{card.get('input_size', recognizer.input_size)} px input."
+            f"**The figures.** Version `{card.get('version', 'unversioned')}`: a `{card.get('architecture', '?')}` "
+            "network trained " + (f"from the weights of `{start}`" if start else "from scratch")
+            + f" on {training.get('classes', len(characters))} characters' face crops, "
+            f"{card.get('input_size', '?')} px input."
         )
         if test:
             st.markdown(
@@ -293,19 +337,17 @@ def about_ui(recognizer):
                 f"(best at {training.get('best_epoch', '?')}) "
                 f"with {training.get('optimizer', '?')}; {training.get('loss', '')}. Score: {card.get('score', '?')}."
             )
-        calibration = card.get("calibration")
         if calibration:
-            t, few = calibration["test"], calibration.get("fewshot", {}).get("5-shot")
             st.markdown(
                 f"**Unknown faces**: the score is the calibrated chance that a name is right. At the default "
-                f"threshold {calibration['threshold']:.0%}, {t['unknown_labelled_unknown']:.0%} of held-out faces "
-                f"of other characters are called Unknown and {t['known_keep_correct_name']:.0%} of known faces "
-                "keep their right name."
-                + (f" A character added from 5 pictures is named right {few['top1_accuracy']:.0%} of the time."
+                f"threshold {round_threshold(calibration['threshold']):.0%}, {t['unknown_labelled_unknown']:.1%} of "
+                f"held-out faces of other characters are called Unknown and {t['known_keep_correct_name']:.1%} of "
+                "known faces (shrunk to 64 px) keep their right name."
+                + (f" A character added from 5 pictures is named right {few['top1_accuracy']:.1%} of the time."
                    if few else "")
             )
         st.dataframe(
-            pd.DataFrame([{"character": c.name, "series": c.series} for c in recognizer.characters]),
+            pd.DataFrame([{"character": c.name, "series": c.series} for c in characters]),
             hide_index=True, width="stretch",
         )
 
@@ -347,8 +389,9 @@ def result_ui(index, name, data, recognizer, threshold, top_k, settings):
     annotated = draw_faces(shown, faces, scale)
     left, right = st.columns([3, 2])
     with left:
+        # A small picture keeps its (doubled) size instead of being stretched, blurry, over the column.
         st.image(annotated, caption=f"{name}: {len(faces)} face{'s' if len(faces) != 1 else ''}",
-                 width="stretch")
+                 width=annotated.shape[1] if annotated.shape[1] < SMALL_IMAGE_WIDTH else "stretch")
         st.download_button("Download the annotated image (PNG)", lambda: _png(annotated),
                            file_name=f"{name.rsplit('.', 1)[0]}.annotated.png", mime="image/png",
                            key=f"png-{index}-{digest}")
@@ -359,46 +402,41 @@ def result_ui(index, name, data, recognizer, threshold, top_k, settings):
 
 
 def face_ui(i, face, crop, threshold):
-    """The crop, the verdict and the top-k chart of face number i + 1."""
+    """The crop, the verdict and (for a name or a near miss) the top-k chart of face number i + 1."""
     crop_column, chart_column = st.columns([1, 3])
     crop_column.image(crop, caption=f"face {i + 1}", width=96)
     with chart_column:
-        if face.label is None:
+        if face.verdict == NO_MODEL:
             st.markdown(f"**{i + 1}.** A face, not named: no recogniser is installed.")
             return
-        if not face.top_k:
+        if face.verdict == NO_LINE:
             st.markdown(f"**{i + 1}. Unknown**: this picture has no line in it (one flat colour or a smooth "
                         "gradient), so it is nobody's face.")
             return
-        names = _names(face)
+        colourless = f" {COLOURLESS}" if face.colourless else ""
+        if face.verdict == NOBODY_CLOSE:
+            st.markdown(f"**{i + 1}. Unknown**: nobody it knows looks like this face.{colourless}")
+            return
+        closest = face.top_k[0]
         added = " (a character you added)" if face.source == "gallery" else ""
-        if face.label == "unknown":
-            st.markdown(f"**{i + 1}. Unknown**: the closest is {names[0]}{added}, scoring {face.score:.0%}, "
-                        f"below the threshold {threshold:.0%}." + (f" {COLOURLESS}" if face.colourless else ""))
+        if face.verdict == BELOW_THRESHOLD:
+            st.markdown(f"**{i + 1}. Unknown**: the closest is {closest.name}{added}, scoring {closest.score:.0%}, "
+                        f"below the threshold {threshold:.0%}.{colourless}")
         else:
             st.markdown(f"**{i + 1}. {face.name}**{added}: score {face.score:.0%}")
-        st.vega_lite_chart(_chart(face, names, face_colour(i, face), threshold), width="stretch")
+        st.vega_lite_chart(_chart(face, face_colour(i, face), threshold), width="stretch")
 
 
-def _names(face):
-    """The display names of the characters in `face.top_k`, in its order (an added character's
-    as the visitor typed it)."""
-    recognizer = current_recognizer()
-    names = {c.slug: c.name for c in recognizer.characters} if recognizer else {}
-    gallery = session_gallery(recognizer)
-    if gallery is not None:
-        names.update(zip(gallery.slugs, gallery.names))
-    return [names.get(slug, slug) for slug, _ in face.top_k]
-
-
-def _chart(face, names, colour, threshold):
-    """A Vega-Lite spec: horizontal bars of the closest characters' scores (`face.top_k`, shown
-    under their display `names`), best on top, with the threshold as a dashed line: a face is
+def _chart(face, colour, threshold):
+    """A Vega-Lite spec: horizontal bars of the closest characters' scores (`face.top_k`, under
+    their display names), best on top, with the threshold as a dashed mid-grey line, seen on
+    light and dark themes, drawn over them (there are no gridlines for it to hide on): a face is
     named only when its top bar reaches the line. Written as a plain dict, not built with
     Altair: Altair's objects and schema check cost about 14 ms per chart on the server, and
     every session's rerun waits for them."""
-    rows = [{"character": name, "score": p} for name, (_, p) in zip(names, face.top_k)]
-    score_axis = {"format": "%", "title": None, "values": [0, 0.5, 1]}  # the same ticks on every chart
+    rows = [{"character": c.name, "score": c.score} for c in face.top_k]
+    # The same ticks on every chart, and no gridlines.
+    score_axis = {"format": "%", "title": None, "values": [0, 0.5, 1], "grid": False}
     return {
         "height": 30 * len(rows) + 24,
         "layer": [
@@ -411,7 +449,7 @@ def _chart(face, names, colour, threshold):
                  "tooltip": [{"field": "character", "type": "nominal"},
                              {"field": "score", "type": "quantitative", "format": ".1%"}]}},
             {"data": {"values": [{"threshold": threshold}]},
-             "mark": {"type": "rule", "strokeDash": [4, 3], "color": "gray"},
+             "mark": {"type": "rule", "strokeDash": [5, 3], "color": "#7F7F7F", "strokeWidth": 2},
              "encoding": {
                  "x": {"field": "threshold", "type": "quantitative"},
                  "tooltip": [{"field": "threshold", "type": "quantitative", "format": ".0%", "title": "threshold"}]}},

@@ -1,5 +1,6 @@
-"""`python -m animerec IMAGE|DIR [...]`: the page's twin on the command line, and
-`python -m animerec enroll NAME IMAGE [...] --gallery PATH`: teach it a character.
+"""`python -m animerec IMAGE|DIR [...]`: the page's twin on the command line,
+`python -m animerec enroll NAME IMAGE [...] --gallery PATH`: teach it a character, and
+`python -m animerec characters`: who it knows.
 
 Bad files are reported on one line each on stderr (and as `{"file", "error"}` in the JSON) while
 the other files are still processed; the exit status is then 1. Never a traceback.
@@ -22,11 +23,24 @@ from animerec.recognize import (BELOW_THRESHOLD, NO_LINE, NO_MODEL, NOBODY_CLOSE
                                 recognize, to_dict)
 
 
+def who_it_knows(path=None):
+    """A paragraph on the characters the model knows, grouped by series (read from its card,
+    without loading it), or a note that none is installed."""
+    from animerec.model import known_in_words, read_card
+
+    try:
+        characters, _ = read_card(path)
+    except AnimerecError:
+        return "No recogniser is installed, so faces are found but not named."
+    return (f"It knows {known_in_words(characters)}; 'python -m animerec characters' lists them. Anyone else "
+            "is Unknown, unless taught with 'enroll'.")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m animerec",
-        description="Find anime faces in images and name the characters.",
-        epilog="A file whose name is a subcommand (e.g. 'enroll') is passed as './enroll'.",
+        description="Find anime faces in images and name the characters. " + who_it_knows(),
+        epilog="A file whose name is a subcommand ('enroll', 'characters') is passed as './enroll'.",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="IMAGE|DIR",
                         help="image files, or folders whose images are all read")
@@ -77,6 +91,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["enroll"]:
         return enroll_main(argv[1:])
+    if argv[:1] == ["characters"]:
+        return characters_main(argv[1:])
     args = build_parser().parse_args(argv)
     problem = _check_arguments(args)
     if problem:
@@ -115,6 +131,25 @@ def main(argv=None):
     if args.json:
         print(json.dumps(results, indent=1, ensure_ascii=False))
     return 1 if failed else 0
+
+
+def characters_main(argv):
+    """`characters`: the characters the model knows, one per line with its series."""
+    parser = argparse.ArgumentParser(prog="python -m animerec characters",
+                                     description="List the characters the model knows, by series.")
+    parser.add_argument("--model", type=Path, help="model directory (default: ANIMEREC_MODEL, else models/default)")
+    args = parser.parse_args(argv)
+    from animerec.model import by_series, read_card
+
+    try:
+        characters, _ = read_card(args.model)
+    except AnimerecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for series, names in by_series(characters):
+        print(f"{series} ({len(names)}): {', '.join(names)}")
+    print(f"{len(characters)} characters; anyone else is Unknown unless taught with 'python -m animerec enroll'.")
+    return 0
 
 
 def enroll_main(argv):

@@ -183,19 +183,17 @@ def outputs_model(model, embedding_layer=None):
     return keras.Model(model.input, outputs)
 
 
-def load_recognizer(path=None):
-    """Load a model directory (default: `ANIMEREC_MODEL`, else `models/default/`).
-
-    Raises ModelError with a sentence when the directory or one of its files is missing or
-    unreadable. TensorFlow and Keras are imported here, not at the package's import.
-    """
+def read_card(path=None):
+    """(characters, card) of a model directory, read from its JSON files alone: what the model
+    knows and scored, without importing Keras (the page shows it before the model is loaded).
+    Raises ModelError with a sentence when the directory or a file is missing or unreadable."""
     path = Path(path) if path else model_dir()
     if not path.is_dir():
         raise ModelError(
             f"No model directory at {path}: train one with `python -m train fit` "
             "or set ANIMEREC_MODEL to a model directory."
         )
-    for name in (MODEL_FILE, LABELS_FILE, CARD_FILE):
+    for name in (LABELS_FILE, CARD_FILE):
         if not (path / name).is_file():
             raise ModelError(f"The model directory {path} has no {name}: copy or retrain the whole directory.")
     try:
@@ -204,7 +202,40 @@ def load_recognizer(path=None):
         card = json.loads((path / CARD_FILE).read_text(encoding="utf-8"))
     except (ValueError, KeyError, TypeError) as error:
         raise ModelError(f"The labels or card in {path} are not valid JSON of the expected shape ({error}).") from None
+    return characters, card
 
+
+def by_series(characters):
+    """[(series, [names])], the series with most characters first (ties by name): who a model
+    knows, as the page and the command line tell a visitor."""
+    groups = {}
+    for character in characters:
+        groups.setdefault(character.series or "other", []).append(character.name)
+    return sorted(groups.items(), key=lambda item: (-len(item[1]), item[0].casefold()))
+
+
+def known_in_words(characters):
+    """"30 characters: 20 from hololive English, 2 from Magical Girl Lyrical Nanoha and one
+    each from Cardcaptor Sakura, ...": who a model knows, in one phrase."""
+    groups = by_series(characters)
+    several = [f"{len(names)} from {series}" for series, names in groups if len(names) > 1]
+    single = [series for series, names in groups if len(names) == 1]
+    if single:
+        several.append(("one each from " if len(single) > 1 else "one from ") + ", ".join(single))
+    parts = ", ".join(several[:-1]) + (" and " if len(several) > 1 else "") + several[-1] if several else "none"
+    return f"{len(characters)} character{'s' if len(characters) != 1 else ''}: {parts}"
+
+
+def load_recognizer(path=None):
+    """Load a model directory (default: `ANIMEREC_MODEL`, else `models/default/`).
+
+    Raises ModelError with a sentence when the directory or one of its files is missing or
+    unreadable. TensorFlow and Keras are imported here, not at the package's import.
+    """
+    path = Path(path) if path else model_dir()
+    if path.is_dir() and not (path / MODEL_FILE).is_file():
+        raise ModelError(f"The model directory {path} has no {MODEL_FILE}: copy or retrain the whole directory.")
+    characters, card = read_card(path)
     try:
         with _quiet_native_stderr():
             import keras  # heavy: only when a model is actually loaded

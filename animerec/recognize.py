@@ -187,10 +187,17 @@ def recognize(image, detector, recognizer=None, settings=DetectorSettings(), det
 
 
 def default_threshold(recognizer):
-    """The model card's threshold, else the default in code."""
+    """The model card's threshold, else the default in code, as the page's slider shows it
+    (`round_threshold`)."""
     if recognizer is None:
         return defaults.THRESHOLD
-    return float(recognizer.card.get("threshold", defaults.THRESHOLD))
+    return round_threshold(recognizer.card.get("threshold", defaults.THRESHOLD))
+
+
+def round_threshold(threshold):
+    """A threshold in the page slider's steps (0.01), so the page, the command line and the JSON
+    use and show the same value."""
+    return round(float(threshold), 2)
 
 
 def to_dict(face):

@@ -102,15 +102,39 @@ def cli_names(path):
     return [f["name"] for f in json.loads(result.stdout)[0]["faces"]]
 
 
+def charted(page, scope=None):
+    """How many faces should have a chart: all but those nobody the model knows comes near."""
+    return len(verdicts(page, scope)) - (scope or page).get_by_text("nobody it knows looks like this face").count()
+
+
+def test_the_page_says_who_it_knows_before_anything_is_uploaded(browser, server):
+    context, page = open_page(browser, server)
+    who = page.get_by_text(re.compile("^It knows 30 characters"))
+    assert who.count() == 1 and "20 from hololive English" in who.inner_text()
+    assert "Add a character" in who.inner_text() and "Unknown" in who.inner_text()
+    context.close()
+
+
 def test_upload_shows_boxes_charts_and_the_command_lines_names(browser, server, data, shots):
     context, page = open_page(browser, server)
     upload_and_wait(page, [data / "scenes" / SCENE])
-    wait_for_charts(page, 2)
-    page.screenshot(path=shots / "1-upload.png", full_page=True)
     shown = verdicts(page)
-    assert len(page.locator("[data-testid=stVegaLiteChart]").all()) == len(shown) == 2
+    wait_for_charts(page, charted(page))
+    page.screenshot(path=shots / "1-upload.png", full_page=True)
+    assert len(page.locator("[data-testid=stVegaLiteChart]").all()) == charted(page) and len(shown) == 2
     assert page.get_by_text(f"{SCENE}: 2 faces").count() == 1  # the annotated image's caption
     assert [v.split(". ", 1)[1] for v in shown] == cli_names(data / "scenes" / SCENE)
+    context.close()
+
+
+def test_a_small_picture_is_shown_at_most_twice_its_size(browser, server, data, tmp_path):
+    small = tmp_path / "small.png"
+    Image.open(sorted((data / "faces" / "hatsune_miku").glob("*.jpg"))[0]).resize((64, 64)).save(small)
+    context, page = open_page(browser, server)
+    upload_and_wait(page, [small])
+    widths = page.locator("[data-testid=stMain] [data-testid=stImage] img").evaluate_all(
+        "images => images.map(i => i.getBoundingClientRect().width)")
+    assert widths and widths[0] <= 2 * 64 + 1, widths  # the annotated picture comes first
     context.close()
 
 
@@ -185,10 +209,10 @@ def test_the_webcam_tab_takes_a_snapshot_and_names_the_face(playwright, server, 
         panel = page.get_by_role("tabpanel", name="Webcam")
         panel.get_by_text("webcam snapshot: 1 face").wait_for(timeout=180_000)
         wait_idle(page)
-        wait_for_charts(page, 1)
+        wait_for_charts(page, charted(page, panel))
         page.screenshot(path=shots / "4-webcam.png", full_page=True)
         assert len(verdicts(page, panel)) == 1
-        assert len(panel.locator("[data-testid=stVegaLiteChart]").all()) == 1
+        assert len(panel.locator("[data-testid=stVegaLiteChart]").all()) == charted(page, panel)
     finally:
         browser.close()
 
