@@ -166,7 +166,7 @@ def enroll_main(argv):
         detector = load_detector()
         from animerec.model import load_recognizer
 
-        recognizer = load_recognizer(args.model or model_dir())
+        recognizer = load_recognizer(args.model or model_dir(), engine="numpy")
         gallery = _load_gallery(args.gallery, recognizer) if args.gallery.exists() else Gallery.for_model(recognizer)
     except AnimerecError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -254,7 +254,9 @@ def _load_model(path):
         return None
     from animerec.model import load_recognizer
 
-    return load_recognizer(chosen)
+    # A command reads a few pictures: NumPy runs the network without TensorFlow's import,
+    # which would cost more than the pictures do (docs/benchmarks.md, "Cold start").
+    return load_recognizer(chosen, engine="numpy")
 
 
 def _expand(paths):

@@ -14,6 +14,7 @@ A model directory holds
 """
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import json
@@ -28,6 +29,7 @@ import numpy as np
 
 from animerec.calibration import MAX_SCORE, GalleryScore, Logistic
 from animerec.errors import ModelError
+from animerec.network import NumpyNetwork, UnsupportedModel
 from animerec.paths import model_dir
 
 log = logging.getLogger("animerec")
@@ -62,7 +64,11 @@ class Outputs(NamedTuple):
 
 
 class Recognizer:
-    """A loaded model directory. `run(crops)` is the one call the page makes per image."""
+    """A loaded model directory. `run(crops)` is the one call the page makes per image.
+
+    `model` is the Keras model, or a NumpyNetwork (`animerec.network`) of the same file, which
+    gives the same answers without importing TensorFlow.
+    """
 
     def __init__(self, model, characters, card, path, fingerprint="", cohort=None):
         self.model = model
@@ -73,7 +79,9 @@ class Recognizer:
         self.input_size = int(model.input_shape[1])
         self.version = str(card.get("version", "unversioned"))
         self.flip_average = bool(card.get("flip_average", False))
-        self._outputs = outputs_model(model, card.get("embedding_layer"))
+        self.engine = "numpy" if isinstance(model, NumpyNetwork) else "keras"
+        self._outputs = model if self.engine == "numpy" else outputs_model(model, card.get("embedding_layer"))
+        self._has_cosines = len(model.outputs if self.engine == "numpy" else self._outputs.outputs) > 2
         calibration = card.get("calibration") or {}
         self.model_calibration = Logistic.from_dict(calibration["model"]) if "model" in calibration else None
         self.gallery_calibration = GalleryScore(
@@ -84,8 +92,10 @@ class Recognizer:
         self._lock = threading.Lock()
         self.calls = 0  # forward passes so far: tests count them to prove the page's caching
 
-    @property
+    @functools.cached_property
     def embedding_size(self):
+        if self.engine == "numpy":
+            return int(predict(self._outputs, np.zeros((1, self.input_size, self.input_size, 3), np.uint8))[1].shape[1])
         return int(self._outputs.output_shape[1][-1])
 
     def run(self, crops):
@@ -101,7 +111,7 @@ class Recognizer:
         if len(crops) == 0:
             empty = np.zeros((0, len(self.characters)), np.float32)
             return Outputs(empty, np.zeros((0, self.embedding_size), np.float32),
-                           empty if len(self._outputs.outputs) > 2 else None)
+                           empty if self._has_cosines else None)
         if crops.shape[1:] != (self.input_size, self.input_size, 3):
             raise ValueError(
                 f"Crops must be (N, {self.input_size}, {self.input_size}, 3); got {crops.shape}."
@@ -226,21 +236,35 @@ def known_in_words(characters):
     return f"{len(characters)} character{'s' if len(characters) != 1 else ''}: {parts}"
 
 
-def load_recognizer(path=None):
+def load_recognizer(path=None, engine="keras"):
     """Load a model directory (default: `ANIMEREC_MODEL`, else `models/default/`).
 
+    `engine` "keras" runs the network with Keras (TensorFlow is imported here, not at the
+    package's import): the fastest per face, for the page. "numpy" runs the same file with
+    NumPy (`animerec.network`): the same answers, a few times slower per face, but without
+    TensorFlow's import, so a command that names a few pictures answers seconds sooner; a model
+    with a layer it does not know is loaded with Keras instead.
     Raises ModelError with a sentence when the directory or one of its files is missing or
-    unreadable. TensorFlow and Keras are imported here, not at the package's import.
+    unreadable.
     """
     path = Path(path) if path else model_dir()
     if path.is_dir() and not (path / MODEL_FILE).is_file():
         raise ModelError(f"The model directory {path} has no {MODEL_FILE}: copy or retrain the whole directory.")
     characters, card = read_card(path)
+    model = None
+    if engine == "numpy":
+        try:
+            model = NumpyNetwork(path / MODEL_FILE, embedding_layer=card.get("embedding_layer"))
+        except UnsupportedModel:
+            model = None
+        except Exception as error:
+            raise ModelError(f"Could not load {path / MODEL_FILE} ({type(error).__name__}: {error}).") from None
     try:
-        with _quiet_native_stderr():
-            import keras  # heavy: only when a model is actually loaded
+        if model is None:
+            with _quiet_native_stderr():
+                import keras  # heavy: only when a model is actually loaded
 
-            model = keras.models.load_model(path / MODEL_FILE, compile=False)
+                model = keras.models.load_model(path / MODEL_FILE, compile=False)
     except Exception as error:
         raise ModelError(f"Could not load {path / MODEL_FILE} ({type(error).__name__}: {error}).") from None
     outputs = int(model.output_shape[-1])
@@ -258,7 +282,7 @@ def load_recognizer(path=None):
     # size traces it once more with the batch size left open (about 0.3 s each): pay both here,
     # once, not in the first visitors' requests. Not counted as forward passes.
     size = recognizer.input_size
-    for faces in (1, 2):
+    for faces in (1, 2) if recognizer.engine == "keras" else ():
         predict(recognizer._outputs, np.zeros((faces, size, size, 3), np.uint8), recognizer.flip_average)
     log.info("loaded model %s from %s (model load %d in this process)", recognizer.version, path, next(_load_counter))
     return recognizer

@@ -1,0 +1,178 @@
+"""A saved Keras model run with NumPy alone, for serving.
+
+Importing Keras imports TensorFlow, which takes most of the command line's cold start and of a
+fresh page's first visit. The page only ever runs the network forward, on a few crops, so this
+module reads the `.keras` file itself (its `config.json` graph and `model.weights.h5`) and
+evaluates the layers the project's networks use: convolutions, batch normalisation, pooling,
+dense layers, residual additions and the cosine head. Training-only layers (augmentation,
+dropout) pass their input through, as Keras does at inference. A model with any other layer
+raises UnsupportedModel, and `animerec.model` then loads it with Keras.
+"""
+
+import io
+import json
+import zipfile
+from collections import Counter
+
+import numpy as np
+
+
+class UnsupportedModel(Exception):
+    """The model holds a layer this module cannot evaluate."""
+
+
+PASS_THROUGH = {"InputLayer", "Dropout", "Sequential"}  # the Sequential is the augmentation block
+WEIGHTED = {"Conv2D", "BatchNormalization", "Dense"}
+
+
+class NumpyNetwork:
+    """The functional graph of a `.keras` file, evaluated on (N, S, S, 3) uint8 crops.
+
+    `outputs` are layer names (default: `output_names()`); `__call__` returns one float32 array
+    per name, in that order.
+    """
+
+    def __init__(self, path, outputs=None, embedding_layer=None):
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+            weights = archive.read("model.weights.h5")
+        if config.get("class_name") != "Functional":
+            raise UnsupportedModel(f"a {config.get('class_name')} model")
+        import h5py  # Keras's own dependency, light beside it
+
+        self.layers = config["config"]["layers"]
+        self.input_name = config["config"]["input_layers"][0]
+        self.input_shape = tuple(self.layers[0]["config"]["batch_shape"])
+        self.outputs = list(outputs) if outputs else self.output_names(embedding_layer)
+        # The shape Keras recorded for the last layer's input: the last layer is the softmax.
+        self.output_shape = tuple(next(_tensors(self.layers[-1]["inbound_nodes"][0]["args"]))["config"]["shape"])
+        counts = Counter()
+        self.params = {}
+        with h5py.File(io.BytesIO(weights), "r") as saved:
+            for layer in self.layers:
+                kind = layer["class_name"]
+                if kind not in PASS_THROUGH | WEIGHTED | SIMPLE:
+                    raise UnsupportedModel(f"a {kind} layer")
+                # Keras saves each layer's variables under its class name in snake case,
+                # numbered in the order the layers appear: conv2d, conv2d_1, ...
+                key = _snake(kind)
+                path = f"layers/{key}" + (f"_{counts[key]}" if counts[key] else "")
+                counts[key] += 1
+                if kind in WEIGHTED:
+                    group = saved[path]["vars"]
+                    self.params[layer["name"]] = [np.asarray(group[str(i)], np.float32) for i in range(len(group))]
+
+    def output_names(self, embedding_layer=None):
+        """The layers `animerec.model.outputs_model` would read: the probabilities, the face
+        embedding (`embedding_layer`, else "embedding", else the layer before the last) and,
+        for a cosine head, the cosines of "prototypes"."""
+        names = [layer["name"] for layer in self.layers]
+        name = embedding_layer or ("embedding" if "embedding" in names else names[-2])
+        return [names[-1], name] + (["prototypes"] if "prototypes" in names else [])
+
+    def predict_on_batch(self, crops):
+        """The outputs for a batch of crops, as Keras's method of the same name gives them."""
+        return self(crops)
+
+    def __call__(self, crops):
+        values = {}
+        for layer in self.layers:
+            name, kind, config = layer["name"], layer["class_name"], layer["config"]
+            if kind == "InputLayer":
+                values[name] = np.asarray(crops, np.float32)
+                continue
+            inputs = [values[_source(arg)] for node in layer["inbound_nodes"] for arg in _tensors(node["args"])]
+            values[name] = _evaluate(kind, config, inputs, self.params.get(name))
+        return [values[name] for name in self.outputs]
+
+
+def _snake(name):
+    out = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    return out.replace("conv2_d", "conv2d").replace("global_average_pooling2_d", "global_average_pooling2d") \
+        .replace("max_pooling2_d", "max_pooling2d")
+
+
+def _tensors(args):
+    """The Keras tensors among a node's arguments (an Add takes a list of them)."""
+    for arg in args:
+        if isinstance(arg, list):
+            yield from _tensors(arg)
+        elif isinstance(arg, dict) and arg.get("class_name") == "__keras_tensor__":
+            yield arg
+
+
+def _source(tensor):
+    return tensor["config"]["keras_history"][0]
+
+
+def _conv(x, kernel, strides, padding):
+    """2-D convolution, NHWC, as Keras does it ('same' pads the extra row and column at the
+    bottom and right)."""
+    kh, kw, cin, cout = kernel.shape
+    n, h, w, _ = x.shape
+    sh, sw = strides
+    if padding == "same":
+        out_h, out_w = -(-h // sh), -(-w // sw)
+        pad_h, pad_w = max(0, (out_h - 1) * sh + kh - h), max(0, (out_w - 1) * sw + kw - w)
+        x = np.pad(x, ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)))
+    else:
+        out_h, out_w = (h - kh) // sh + 1, (w - kw) // sw + 1
+    if kh == kw == 1:
+        patches = x[:, : (out_h - 1) * sh + 1 : sh, : (out_w - 1) * sw + 1 : sw, :]
+        return patches @ kernel[0, 0]
+    s = x.strides
+    windows = np.lib.stride_tricks.as_strided(
+        x, (n, out_h, out_w, kh, kw, cin), (s[0], s[1] * sh, s[2] * sw, s[1], s[2], s[3]), writeable=False)
+    return (windows.reshape(n * out_h * out_w, kh * kw * cin) @ kernel.reshape(-1, cout)).reshape(n, out_h, out_w, cout)
+
+
+def _activation(x, name):
+    if name == "relu":
+        return np.maximum(x, 0.0)
+    if name == "softmax":
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    if name == "linear":
+        return x
+    raise UnsupportedModel(f"the activation {name!r}")
+
+
+def _evaluate(kind, config, inputs, params):
+    x = inputs[0] if inputs else None
+    if kind in PASS_THROUGH:
+        return x
+    if kind == "Rescaling":
+        return x * np.float32(config["scale"]) + np.float32(config["offset"])
+    if kind == "Conv2D":
+        out = _conv(x, params[0], config["strides"], config["padding"])
+        if config["use_bias"]:
+            out = out + params[1]
+        return _activation(out, config["activation"])
+    if kind == "BatchNormalization":
+        gamma, beta, mean, variance = params  # center and scale are on in every network here
+        scale = gamma / np.sqrt(variance + np.float32(config["epsilon"]))
+        return x * scale + (beta - mean * scale)
+    if kind == "Dense":
+        out = x @ params[0]
+        if config["use_bias"]:
+            out = out + params[1]
+        return _activation(out, config["activation"])
+    if kind == "Activation":
+        return _activation(x, config["activation"])
+    if kind == "Add":
+        return sum(inputs[1:], inputs[0])
+    if kind == "GlobalAveragePooling2D":
+        return x.mean(axis=(1, 2))
+    if kind == "MaxPooling2D":
+        ph, pw = config["pool_size"]
+        n, h, w, c = x.shape
+        x = x[:, : h - h % ph, : w - w % pw]
+        return x.reshape(n, h // ph, ph, w // pw, pw, c).max(axis=(2, 4))
+    if kind == "Flatten":
+        return x.reshape(len(x), -1)
+    if kind == "UnitNormalization":
+        return x / np.maximum(np.sqrt((x * x).sum(axis=-1, keepdims=True)), 1e-12)
+    raise UnsupportedModel(f"a {kind} layer")
+
+
+SIMPLE = {"Rescaling", "Activation", "Add", "GlobalAveragePooling2D", "MaxPooling2D", "Flatten", "UnitNormalization"}
