@@ -124,6 +124,7 @@ def model_card():
 
 
 def main():
+    started = time.perf_counter()
     st.set_page_config(page_title="animerec: who is that anime character?", page_icon=":mag:", layout="wide")
     st.title("Who is that anime character?")
     card = model_card()
@@ -144,6 +145,7 @@ def main():
     with camera_tab:
         st.caption("The camera works when the page is opened on localhost or over HTTPS.")
         snapshot = st.camera_input("Take a snapshot")
+    log.info("sent the uploader %.0f ms into the script run", (time.perf_counter() - started) * 1000)
     try:
         get_detector()
     except AnimerecError as error:

@@ -1,4 +1,5 @@
 """`python -m webtest.load [--sessions 1 4 16] [--runs 3]`: N browser sessions at once against one server.
+`python -m webtest.load --first-paint [--runs 3]`: how soon a visitor can choose a picture.
 
 For each N, --runs times, a fresh server starts; N Chromium sessions (separate browser contexts, so separate
 Streamlit sessions) open the page, then all upload a different 1024 px illustration from
@@ -7,6 +8,12 @@ result (p50, p95) seen by the browsers, errors, the server's peak resident memor
 own time per image (from the page's log lines), and how many times the model was loaded.
 The browsers share the machine's cores with the server, so both times matter. Each figure is
 the median over the runs.
+
+With --first-paint, per fresh server: seconds from the server accepting connections to the
+uploader showing in the first visitor's page, then in 5 new sessions one after another on the
+now warm server (their median), then in 16 sessions opening the page at once (their p95); and
+the server's own share of the first visit, from the page's log (how far into its first script
+run it had sent the uploader).
 """
 
 import argparse
@@ -25,6 +32,8 @@ from animerec.paths import data_dir
 from webtest.server import CHROMIUM, CHROMIUM_ARGS, serve
 
 ANALYSED = re.compile(r"analysed an image of \d+ bytes in (\d+) ms")
+UPLOADER_SENT = re.compile(r"sent the uploader (\d+) ms into the script run")
+UPLOADER = "[data-testid=stFileUploader]"
 
 
 def pick_images(count, folder):
@@ -75,6 +84,48 @@ async def run_sessions(url, images, timeout_s):
     return results
 
 
+async def time_to_uploader(browser, url, timeout_s):
+    """Seconds from opening the page in a new session to its uploader showing."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    try:
+        began = time.perf_counter()
+        await page.goto(url)
+        await page.wait_for_selector(UPLOADER, state="visible", timeout=timeout_s * 1000)
+        return time.perf_counter() - began
+    finally:
+        await context.close()
+
+
+async def first_paints(url, timeout_s, warm_visits=5, burst=16):
+    """(first visit, [warm visits one by one], [burst of visits at once]) in seconds."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        first = await time_to_uploader(browser, url, timeout_s)
+        # The first visit's script run goes on loading the model after the uploader is sent:
+        # a warm server is one that has finished it.
+        page = await browser.new_page()
+        await page.goto(url)
+        await page.wait_for_selector("[data-testid=stSidebar]", timeout=timeout_s * 1000)
+        await page.close()
+        warm = [await time_to_uploader(browser, url, timeout_s) for _ in range(warm_visits)]
+        together = await asyncio.gather(*(time_to_uploader(browser, url, timeout_s) for _ in range(burst)))
+        await browser.close()
+    return first, warm, list(together)
+
+
+def first_paint_run(timeout_s):
+    """One fresh server: its first-paint figures as a dict. The clock starts once the server
+    accepts connections (`serve` returns then)."""
+    with tempfile.TemporaryDirectory() as tmp, serve(log_path=Path(tmp) / "server.log") as server:
+        first, warm, burst = asyncio.run(first_paints(server.url, timeout_s))
+        sent = [int(m) for m in UPLOADER_SENT.findall(server.log())]
+    return {"first": first, "warm": statistics.median(warm), "burst_p95": percentile(burst, 0.95),
+            "server_share": sent[0] / 1000 if sent else float("nan")}
+
+
 def percentile(values, q):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
@@ -99,7 +150,18 @@ def main(argv=None):
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--runs", type=int, default=3, help="fresh servers per N; the table shows medians over them")
     parser.add_argument("--timeout", type=int, default=180, help="seconds a session may wait for its result")
+    parser.add_argument("--first-paint", action="store_true", help="time the uploader's first showing instead")
     args = parser.parse_args(argv)
+    if args.first_paint:
+        print(f"{machine()}; browser and server on the same machine; medians over {args.runs} fresh servers")
+        print("| first visit to a fresh server (s) | of which the server's first script run (s) | "
+              "new session on a warm server, median of 5 (s) | 16 sessions at once, p95 (s) |")
+        print("|---|---|---|---|")
+        runs = [first_paint_run(args.timeout) for _ in range(args.runs)]
+        median = lambda key: statistics.median(run[key] for run in runs)  # noqa: E731
+        print(f"| {median('first'):.1f} | {median('server_share'):.1f} | {median('warm'):.1f} | "
+              f"{median('burst_p95'):.1f} |", flush=True)
+        return 0
     images = pick_images(max(args.sessions), data_dir() / "scenes")
     print(f"{machine()}; browsers and server on the same machine; each session uploads a different 1024 px image")
     print(f"medians over {args.runs} fresh servers per row; errors summed over them")
