@@ -33,7 +33,7 @@ from webtest.server import CHROMIUM, CHROMIUM_ARGS, serve
 
 ANALYSED = re.compile(r"analysed an image of \d+ bytes in (\d+) ms")
 UPLOADER_SENT = re.compile(r"sent the uploader (\d+) ms into the script run")
-UPLOADER = "[data-testid=stFileUploader]"
+UPLOADER = "[data-testid=stMain] [data-testid=stFileUploader]"
 
 
 def pick_images(count, folder):
@@ -90,7 +90,7 @@ async def time_to_uploader(browser, url, timeout_s):
     page = await context.new_page()
     try:
         began = time.perf_counter()
-        await page.goto(url)
+        await page.goto(url, wait_until="commit", timeout=timeout_s * 1000)
         await page.wait_for_selector(UPLOADER, state="visible", timeout=timeout_s * 1000)
         return time.perf_counter() - began
     finally:
@@ -107,7 +107,7 @@ async def first_paints(url, timeout_s, warm_visits=5, burst=16):
         # The first visit's script run goes on loading the model after the uploader is sent:
         # a warm server is one that has finished it.
         page = await browser.new_page()
-        await page.goto(url)
+        await page.goto(url, timeout=timeout_s * 1000)
         await page.wait_for_selector("[data-testid=stSidebar]", timeout=timeout_s * 1000)
         await page.close()
         warm = [await time_to_uploader(browser, url, timeout_s) for _ in range(warm_visits)]
