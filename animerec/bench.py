@@ -171,35 +171,41 @@ def classify(model_path, runs):
 
 
 def speed(images, limit, cold_runs=3):
-    """Print end-to-end latency per image (p50, p95, stages), the report's way beside it, and
-    the cold start of the command line."""
+    """Print end-to-end latency per image (p50, p95, stages) through the page's own functions,
+    with the network run by Keras (the page) and by NumPy (the command line), the report's way
+    beside them, and the cold start of the command line."""
     import subprocess
 
     import numpy as np
 
-    from animerec.crop import crop_faces
     from animerec.draw import draw_faces
     from animerec.model import load_recognizer
-    from animerec.recognize import Analysis, name_faces
+    from animerec.recognize import analyse, name_faces
 
     files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)[:limit]
     blobs = [p.read_bytes() for p in files]
-    detector, recognizer = load_detector(), load_recognizer()
+    detector = load_detector()
+    engines = {engine: load_recognizer(engine=engine) for engine in ("keras", "numpy")}
+    recognizer = engines["keras"]
     size = recognizer.input_size
 
-    def ours(data, clock):
-        image = decode_image(data)
-        clock("decode")
-        boxes = detector.detect(image)
-        clock("detect")
-        crops = crop_faces(image, boxes, size)
-        clock("crop")
-        probabilities = recognizer.classify(crops) if boxes else np.zeros((0, len(recognizer.characters)))
-        clock("classify")
-        draw_faces(image, name_faces(Analysis(boxes, crops, probabilities), recognizer.characters))
-        clock("draw")
+    def page_way(recognizer):
+        def run(data, clock):
+            image = decode_image(data)
+            clock("decode")
+            analysis = analyse(image, detector, recognizer)  # detect, crop, classify, the checks
+            clock("analyse")
+            faces = name_faces(analysis, recognizer.characters, float(recognizer.card.get("threshold", 0.5)),
+                               gallery_calibration=recognizer.gallery_calibration)
+            clock("name")
+            draw_faces(image, faces)
+            clock("draw")
+        return run
 
     def report_way(data, clock):
+        from animerec.crop import crop_faces
+        from animerec.recognize import Analysis
+
         image = decode_image(data)
         boxes = detector.detect(image, UPSTREAM_SETTINGS)
         rows = [recognizer.model.predict(crop_faces(image, [box], size), verbose=0)[0] for box in boxes]
@@ -223,7 +229,7 @@ def speed(images, limit, cold_runs=3):
     def p(values, q):
         return float(np.percentile(values, q))
 
-    totals, stages = measure(ours)
+    measured = {engine: measure(page_way(r)) for engine, r in engines.items()}
     report_totals, _ = measure(report_way)
     cold = []
     for _ in range(cold_runs):
@@ -231,14 +237,18 @@ def speed(images, limit, cold_runs=3):
         subprocess.run([sys.executable, "-m", "animerec", str(files[0]), "--json"], capture_output=True, check=True)
         cold.append(time.perf_counter() - start)
 
+    stage_names = list(measured["keras"][1])
     print(f"{len(files)} images from {images}, after 3 warm-up images; model {recognizer.version}; {machine()}")
-    print("| pipeline | p50 ms | p95 ms | " + " | ".join(f"{s} p50" for s in stages) + " |")
-    print("|---|---|---|" + "---|" * len(stages))
-    print(f"| animerec ({describe(DetectorSettings())}; one batched call) | {p(totals, 50):.0f} | "
-          f"{p(totals, 95):.0f} | " + " | ".join(f"{p(v, 50):.1f}" for v in stages.values()) + " |")
+    print("| pipeline | p50 ms | p95 ms | " + " | ".join(f"{s} p50" for s in stage_names) + " |")
+    print("|---|---|---|" + "---|" * len(stage_names))
+    for engine, label in (("keras", "the page: analyse and name, network by Keras"),
+                          ("numpy", "the command line: the same, network by NumPy")):
+        totals, stages = measured[engine]
+        print(f"| {label} ({describe(DetectorSettings())}; one batched call) | {p(totals, 50):.0f} | "
+              f"{p(totals, 95):.0f} | " + " | ".join(f"{p(v, 50):.1f}" for v in stages.values()) + " |")
     print(f"| the report's way (full image, one predict() per face) | {p(report_totals, 50):.0f} | "
-          f"{p(report_totals, 95):.0f} |" + " |" * len(stages))
-    print(f"speed-up, p50: {p(report_totals, 50) / p(totals, 50):.1f}x; "
+          f"{p(report_totals, 95):.0f} |" + " |" * len(stage_names))
+    print(f"speed-up of the page, p50: {p(report_totals, 50) / p(measured['keras'][0], 50):.1f}x; "
           f"cold start of `python -m animerec FILE` (median of {cold_runs}): {statistics.median(cold):.1f} s")
 
 

@@ -41,9 +41,10 @@ def test_detection_benchmark_goes_from_upstream_to_the_page_default(two_scenes):
     assert "2 images, 3 marked faces" in out
     rows = table_rows(out)
     labels = list(rows)
-    assert labels[0] == "upstream, before" and labels[4] == "page default"
+    assert labels[0] == "upstream, before" and labels[4] == "page default without the margin retry"
+    assert labels[5] == "page default"
     # Then the page default's boxes as drawn, and the halves that fitted and judged the outline.
-    assert labels[5] == "page default: face outlines, as drawn (2 scenes)" and len(labels) == 10
+    assert labels[6] == "page default: face outlines, as drawn (2 scenes)" and len(labels) == 11
     assert all(0.0 <= p <= 1.0 and 0.0 <= r <= 1.0 for p, r in rows.values())
 
 
@@ -56,5 +57,14 @@ def test_detection_benchmark_with_settings_given(two_scenes):
 
 def test_speed_benchmark(two_scenes):
     out = bench("speed", "--images", two_scenes, "--limit", "2", "--cold-runs", "1")
-    assert f"| animerec ({describe(DetectorSettings())}; one batched call) |" in out and "| the report's way" in out
-    assert "speed-up, p50:" in out and "cold start" in out
+    settings = describe(DetectorSettings())
+    assert f"| the page: analyse and name, network by Keras ({settings}; one batched call) |" in out
+    assert f"| the command line: the same, network by NumPy ({settings}; one batched call) |" in out
+    assert "| the report's way" in out and "speed-up of the page, p50:" in out and "cold start" in out
+
+
+def test_crops_benchmark_counts_faces_found_at_each_enlargement(data):
+    out = bench("crops", "--per-folder", "1")
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| page default")]
+    assert [r[0].strip() for r in rows] == ["page default without the margin retry", "page default"]
+    assert all(0.0 <= float(cell.strip().rstrip("%")) <= 100.0 for r in rows for cell in r[1:])
