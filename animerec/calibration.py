@@ -65,6 +65,58 @@ class GalleryScore(NamedTuple):
         return self.curve(self.raw(cosines, embeddings))
 
 
+class Monotone(NamedTuple):
+    """score = the piecewise-linear curve through (raw[i], score[i]), both increasing, flat
+    beyond its ends, at most MAX_SCORE: how often a name given at each raw value was right,
+    fitted by isotonic regression (`fit_monotone`). Unlike a logistic curve it is not bound to
+    one shape: a model whose strangers pile up at one cosine and whose known faces spread over
+    the rest is fitted where the faces are."""
+
+    raw: tuple
+    score: tuple
+
+    def __call__(self, raw):
+        return np.minimum(np.interp(np.asarray(raw, np.float64), self.raw, self.score), MAX_SCORE)
+
+    def raw_at(self, score):
+        """The lowest raw value whose score is `score` (within the curve's range)."""
+        return float(np.interp(score, self.score, self.raw))
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(tuple(float(v) for v in d["raw"]), tuple(float(v) for v in d["score"]))
+
+    def to_dict(self):
+        return {"kind": "monotone", "raw": [round(v, 5) for v in self.raw], "score": [round(v, 5) for v in self.score]}
+
+
+def curve_from_dict(d):
+    """The score curve a card describes: a Monotone (`"kind": "monotone"`) or a Logistic."""
+    return Monotone.from_dict(d) if d.get("kind") == "monotone" else Logistic.from_dict(d)
+
+
+def fit_monotone(raw, right, min_block=20):
+    """Fit P(right | raw) as a non-decreasing curve (isotonic regression by pool-adjacent-
+    violators, on blocks of at least `min_block` faces so that single faces do not make steps),
+    through each block's mean raw value and share right. Returns a Monotone."""
+    order = np.argsort(np.asarray(raw, np.float64), kind="stable")
+    x, y = np.asarray(raw, np.float64)[order], np.asarray(right, np.float64)[order]
+    blocks = [[x[i:i + min_block].sum(), y[i:i + min_block].sum(), len(x[i:i + min_block])]
+              for i in range(0, len(x), min_block)]
+    merged = []
+    for block in blocks:
+        merged.append(block)
+        # Pool while a block's share right is not above the one before it.
+        while len(merged) > 1 and merged[-1][1] / merged[-1][2] <= merged[-2][1] / merged[-2][2]:
+            sx, sy, n = merged.pop()
+            merged[-1] = [merged[-1][0] + sx, merged[-1][1] + sy, merged[-1][2] + n]
+    knots_raw = [sx / n for sx, _, n in merged]
+    knots_score = [sy / n for _, sy, n in merged]
+    if len(knots_raw) == 1:  # nothing to order: a flat curve
+        knots_raw, knots_score = [knots_raw[0] - 1.0, knots_raw[0] + 1.0], knots_score * 2
+    return Monotone(tuple(knots_raw), tuple(knots_score))
+
+
 def fit_logistic(raw, right, iterations=50, ridge=1e-6):
     """Fit P(right | raw) by Newton's method on the log-likelihood; returns a Logistic.
 

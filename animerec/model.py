@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from animerec.calibration import MAX_SCORE, GalleryScore, Logistic
+from animerec.calibration import MAX_SCORE, GalleryScore, Logistic, curve_from_dict
 from animerec.errors import ModelError
 from animerec.network import NumpyNetwork, UnsupportedModel
 from animerec.paths import model_dir
@@ -83,7 +83,7 @@ class Recognizer:
         self._outputs = model if self.engine == "numpy" else outputs_model(model, card.get("embedding_layer"))
         self._has_cosines = len(model.outputs if self.engine == "numpy" else self._outputs.outputs) > 2
         calibration = card.get("calibration") or {}
-        self.model_calibration = Logistic.from_dict(calibration["model"]) if "model" in calibration else None
+        self.model_calibration = curve_from_dict(calibration["model"]) if "model" in calibration else None
         self.gallery_calibration = GalleryScore(
             Logistic.from_dict(calibration["gallery"]), cohort, int(calibration.get("gallery_cohort", {}).get("top", 10)),
         ) if "gallery" in calibration else None

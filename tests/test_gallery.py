@@ -148,6 +148,22 @@ def test_the_gallery_cosine_is_lowered_by_how_close_a_face_is_to_the_strangers()
     assert GalleryScore(rule.curve, cohort, top=10).raw(cosines, faces)[1] == pytest.approx(0.6 - (0.8 + 0.64 + 0.0) / 3)
 
 
+def test_the_monotone_fit_follows_how_often_names_were_right_and_inverts():
+    from animerec.calibration import Monotone, curve_from_dict, fit_monotone
+
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(-1, 1, 20000)
+    truth = Logistic(6.0, -1.0)
+    curve = fit_monotone(raw, rng.random(20000) < truth(raw))
+    grid = np.linspace(-0.8, 0.8, 9)
+    assert np.all(np.diff(curve(np.linspace(-1, 1, 200))) >= 0)
+    np.testing.assert_allclose(curve(grid), truth(grid), atol=0.05)
+    assert abs(curve(curve.raw_at(0.5)) - 0.5) < 1e-6
+    assert isinstance(curve_from_dict(curve.to_dict()), Monotone)
+    assert isinstance(curve_from_dict(Logistic(1.0, 0.0).to_dict()), Logistic), "older cards keep their curve"
+    assert curve(10.0) <= MAX_SCORE
+
+
 def test_logistic_fit_recovers_a_known_curve_and_auroc_counts_pairs():
     rng = np.random.default_rng(0)
     raw = rng.normal(size=20000)

@@ -1,8 +1,8 @@
 """`python -m train calibrate`: the unknown rule and the gallery's score, fitted and judged.
 
 For a model directory trained by `fit` (its `split.json` says which faces it never trained on):
-- the model's raw score (see `Recognizer.raw_scores`) is mapped to [0, 1] by a logistic curve
-  fitted on validation faces of known characters, the calibration part of `unknown/`, the
+- the model's raw score (see `Recognizer.raw_scores`) is mapped to [0, 1] by a monotone curve
+  (isotonic regression: `animerec.calibration.fit_monotone`) fitted on validation faces of known characters, the calibration part of `unknown/`, the
   calibration quarter of `fewshot/` and, given `scenes/`, the faces found in its calibration
   half, so the score reads as the chance that the name is right;
 - the default threshold is the lowest score below which `target` of those unknown faces fall,
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from animerec.calibration import GalleryScore, Logistic, auroc, fit_logistic, roc_curve
+from animerec.calibration import GalleryScore, Logistic, auroc, fit_logistic, fit_monotone, roc_curve
 from animerec.errors import ModelError
 from animerec.model import (CARD_FILE, CARD_MARKDOWN, COHORT_FILE, LABELS_FILE, Outputs, load_recognizer, naming_scores,
                             unit_rows)
@@ -118,7 +118,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
         raw_strangers.append(recognizer.raw_scores(portraits["calibration"]))
     right = naming_scores(val_outputs).argmax(axis=1) == val_labels
     negatives = np.concatenate(raw_strangers)
-    model_curve = fit_logistic(np.r_[raw_known, negatives], np.r_[right, np.zeros(len(negatives), bool)])
+    model_curve = fit_monotone(np.r_[raw_known, negatives], np.r_[right, np.zeros(len(negatives), bool)])
     # The threshold rejects `target` of each kind of stranger: `unknown/`, the few-shot
     # characters before they are enrolled, and the faces found in the calibration scenes.
     # Rounded up to the page slider's steps (0.01), so the page, the command line and the card
@@ -173,10 +173,11 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
     _, named_tpr, _ = roc_curve(np.where(naming_scores(test_outputs).argmax(axis=1) == test_labels, known_scores, -1.0),
                                 unknown_scores)
     result = {
-        "score": "calibrated chance that the name is right: a logistic curve of the cosine to the nearest "
-                 "prototype (of the model's cosine head, or the mean embedding of an enrolled character)"
-        if val_outputs.cosines is not None else "calibrated chance that the name is right: a logistic curve of "
-        "the top softmax probability (or of the cosine to an enrolled character's mean embedding)",
+        "score": "calibrated chance that the name is right: a monotone curve (isotonic regression) of the cosine "
+                 "to the nearest prototype of the model's cosine head, or a logistic curve of the normalised cosine "
+                 "to the mean embedding of an enrolled character"
+        if val_outputs.cosines is not None else "calibrated chance that the name is right: a monotone curve of "
+        "the top softmax probability (or a logistic curve of the cosine to an enrolled character's mean embedding)",
         "threshold": threshold,
         "target_unknown_rejection": target,
         "degraded_to_px": DEGRADED_SIZE,
