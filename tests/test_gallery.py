@@ -127,8 +127,8 @@ def test_the_better_of_model_and_gallery_wins_on_one_scale():
     assert [(f.label, f.source) for f in faces] == [("a", "model"), ("new_one", "gallery"), (UNKNOWN, "model")]
     assert faces[1].name == "New One" and faces[1].score == pytest.approx(curve(0.8))
     # One ranking on one scale: the enrolled character, then the model's closest at its own score.
-    assert faces[1].top_k == [("new_one", pytest.approx(curve(0.8))), ("a", pytest.approx(0.3))]
-    assert faces[0].top_k == [("a", pytest.approx(0.9)), ("new_one", pytest.approx(curve(0.6)))]
+    assert faces[1].top_k == [("new_one", "New One", pytest.approx(curve(0.8))), ("a", "A", pytest.approx(0.3))]
+    assert faces[0].top_k == [("a", "A", pytest.approx(0.9)), ("new_one", "New One", pytest.approx(curve(0.6)))]
     assert all(0 <= f.score <= 1 for f in faces)
 
 

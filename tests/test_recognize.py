@@ -6,7 +6,7 @@ import pytest
 from animerec import Box, analyse, decode_image, name_faces, recognize
 from animerec.detection_eval import read_boxes
 from animerec.model import Character
-from animerec.recognize import Analysis, default_threshold, to_dict
+from animerec.recognize import Analysis, to_dict
 
 CHARACTERS = [Character("a", "Alice", "S"), Character("b", "Bea", "S"), Character("c", "Cy", "T")]
 
@@ -71,8 +71,9 @@ def test_whole_image_mode_gives_one_face_with_the_full_box(detector, recognizer)
 
 
 def test_a_picture_with_no_line_in_it_is_nobody_whatever_the_network_says(detector, recognizer):
-    """A flat colour or a smooth gradient taken whole is Unknown with no candidates; before, the
-    shipped model named some vivid flat colours (this orange was Takanashi Kiara at 0.93)."""
+    """A flat colour or a smooth gradient taken whole is Unknown with no candidates, whatever the
+    network says (default-2026-11-24-nonfaces named this orange Takanashi Kiara at 0.93; the
+    model trained with strangers no longer does, but the rule does not depend on it)."""
     orange = np.zeros((200, 200, 3), np.uint8) + np.array([255, 153, 0], np.uint8)
     ramp = np.linspace(0, 255, 200).astype(np.uint8)
     sky = np.stack(np.broadcast_arrays(ramp[:, None] // 3, ramp[:, None] // 2 + 60, np.full((200, 200), 230, np.uint8)), -1)
@@ -81,8 +82,6 @@ def test_a_picture_with_no_line_in_it_is_nobody_whatever_the_network_says(detect
         assert analysis.featureless.tolist() == [True]
         face, = recognize(picture, detector, recognizer, detect=False)
         assert (face.label, face.name, face.score, face.top_k, face.source) == ("unknown", "Unknown", 0.0, [], None)
-    orange_score = recognizer.scores(recognizer.run(analyse(orange, detector, recognizer, detect=False).crops))[0]
-    assert orange_score > default_threshold(recognizer), "the network alone would name this orange"
 
 
 @pytest.fixture(scope="module")
