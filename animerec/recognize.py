@@ -126,20 +126,24 @@ def name_faces(analysis, characters, threshold=defaults.THRESHOLD, top_k=default
     slugs = [c.slug for c in characters]
     names = dict(zip(slugs, (c.name for c in characters)))
     scores = analysis.scores if analysis.scores is not None else analysis.probabilities
+    # Candidates whose calibrated scores tie (far from the face, where the curve is flat at 0)
+    # are ranked by the network's own numbers, which keep their order.
+    closeness = np.asarray(analysis.probabilities)
     sources = ["model"] * len(slugs)
     if gallery is not None and len(gallery) and analysis.embeddings is not None and len(analysis.boxes):
         cosines = gallery.cosines(analysis.embeddings)
         scores = np.concatenate([scores, gallery_score(cosines, analysis.embeddings, gallery_calibration)], axis=1)
+        closeness = np.concatenate([closeness, cosines], axis=1)
         slugs, sources = slugs + gallery.slugs, sources + ["gallery"] * len(gallery.slugs)
         names.update(zip(gallery.slugs, gallery.names))
     blank = np.zeros(len(analysis.boxes), bool) if analysis.featureless is None else analysis.featureless
     faces = []
-    for box, row, featureless_crop, colourless_crop in zip(analysis.boxes, scores, blank, grey):
+    for box, row, near, featureless_crop, colourless_crop in zip(analysis.boxes, scores, closeness, blank, grey):
         if featureless_crop:  # nobody, whatever the network says: no candidates to rank
             faces.append(Recognition(box, UNKNOWN, "Unknown", 0.0, [], colourless=bool(colourless_crop),
                                      verdict=NO_LINE))
             continue
-        order = np.argsort(-row, kind="stable")[: max(1, top_k)]
+        order = np.lexsort((-near, -row))[: max(1, top_k)]
         ranked = [Candidate(slugs[j], names.get(slugs[j], slugs[j]), float(row[j])) for j in order]
         best = ranked[0]
         if best.score >= threshold:

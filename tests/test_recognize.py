@@ -49,6 +49,11 @@ def test_top_k_is_sorted_and_capped_at_the_number_of_characters():
     assert [c.slug for c in faces[0].top_k] == ["b", "c", "a"]
 
 
+def test_candidates_tied_on_the_calibrated_scale_keep_the_networks_order():
+    analysis = fake_analysis([[0.1, 0.6, 0.3]])._replace(scores=np.zeros((1, 3), np.float32))
+    assert [c.slug for c in name_faces(analysis, CHARACTERS, top_k=3)[0].top_k] == ["b", "c", "a"]
+
+
 def test_without_a_model_faces_are_boxed_but_not_named():
     faces = name_faces(Analysis([Box(1, 2, 3, 4)], np.zeros((1, 8, 8, 3), np.uint8), None), [])
     assert faces[0].label is None and faces[0].name is None and faces[0].top_k == []
