@@ -20,8 +20,8 @@ from webtest.server import chromium_available, launch, serve, upload_and_wait, w
 
 if not chromium_available() and os.environ.get("ANIMEREC_REQUIRE_BROWSER"):
     raise RuntimeError("ANIMEREC_REQUIRE_BROWSER is set but Playwright or /usr/bin/chromium is missing")
-pytestmark = pytest.mark.skipif(
-    not chromium_available(), reason="needs Playwright and Debian's chromium (.ci/run installs both)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    not chromium_available(), reason="needs Playwright and Debian's chromium (.ci/run installs both)")]
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENE = "101.jpg"  # two frontal faces

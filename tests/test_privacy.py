@@ -9,7 +9,8 @@ import pytest
 
 from webtest.server import chromium_available, launch, serve, upload_and_wait
 
-pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs Playwright and Debian's chromium")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not chromium_available(), reason="needs Playwright and Debian's chromium")]
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 from synthetic import SHAPES, write_shapes
 
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 QUIET = lambda *args: None  # noqa: E731
 
