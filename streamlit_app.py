@@ -268,7 +268,7 @@ def enrol(gallery, recognizer, name, files, detect, settings):
         st.error(f"Nothing was added: no face to learn {name.strip()} from.")
         return
     try:
-        slug = gallery.add(name, recognizer.run(crops).embeddings, reserved=[c.slug for c in recognizer.characters])
+        slug = gallery.add(name, recognizer.run(crops).embeddings)
     except AnimerecError as error:
         st.error(str(error))
         return

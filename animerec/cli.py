@@ -190,7 +190,7 @@ def enroll_main(argv):
         print(f"error: no face to enrol for {args.name!r}; nothing was written.", file=sys.stderr)
         return 1
     try:
-        slug = gallery.add(args.name, recognizer.run(crops).embeddings, reserved=[c.slug for c in recognizer.characters])
+        slug = gallery.add(args.name, recognizer.run(crops).embeddings)
         gallery.save(args.gallery)
     except AnimerecError as error:
         print(f"error: {error}", file=sys.stderr)

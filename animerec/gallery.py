@@ -37,8 +37,10 @@ def slugify(name):
 class Gallery:
     """Enrolled characters and their face embeddings, tied to one model."""
 
-    def __init__(self, fingerprint, dimension, slugs=(), names=(), embeddings=None, owners=None):
+    def __init__(self, fingerprint, dimension, slugs=(), names=(), embeddings=None, owners=None, reserved=()):
         self.fingerprint = str(fingerprint)
+        # Names no enrolled character may take: "unknown", and the model's own characters.
+        self.reserved = set(RESERVED) | set(reserved)
         self.dimension = int(dimension)
         self.slugs = list(slugs)
         self.names = list(names)
@@ -48,8 +50,8 @@ class Gallery:
 
     @classmethod
     def for_model(cls, recognizer):
-        """An empty gallery for `recognizer`'s embeddings."""
-        return cls(recognizer.fingerprint, recognizer.embedding_size)
+        """An empty gallery for `recognizer`'s embeddings, which refuses its characters' names."""
+        return cls(recognizer.fingerprint, recognizer.embedding_size, reserved=[c.slug for c in recognizer.characters])
 
     def __len__(self):
         return len(self.slugs)
@@ -60,12 +62,12 @@ class Gallery:
 
     def add(self, name, embeddings, reserved=()):
         """Enrol `embeddings` ((K, D), K >= 1) under `name`; a name already enrolled gets the
-        faces added. `reserved` are slugs that cannot be used (the model's own characters).
-        Returns the slug."""
+        faces added. "unknown", the names of the model it was made for (`for_model`, `check`)
+        and `reserved` cannot be used. Returns the slug."""
         slug = slugify(name)
         if not slug:
             raise GalleryError(f"{name!r} is not a usable name: give letters or digits.")
-        if slug in RESERVED or slug in set(reserved):
+        if slug in self.reserved or slug in set(reserved):
             raise GalleryError(f"'{slug}' is already a name the model uses: choose another name.")
         embeddings = np.asarray(embeddings, np.float32)
         if embeddings.ndim != 2 or embeddings.shape[1] != self.dimension or len(embeddings) == 0:
@@ -104,18 +106,21 @@ class Gallery:
         return np.asarray(embeddings, np.float32) @ self.prototypes().T
 
     def check(self, recognizer):
-        """Raise GalleryError unless this gallery was made by `recognizer`'s model."""
+        """Raise GalleryError unless this gallery was made by `recognizer`'s model; from then on
+        its characters' names are refused, as for a gallery made by `for_model`."""
         if self.dimension != recognizer.embedding_size or self.fingerprint != recognizer.fingerprint:
             raise GalleryError(
                 f"This gallery was made by another model (fingerprint {self.fingerprint}, embedding size "
                 f"{self.dimension}; this model is {recognizer.fingerprint}, {recognizer.embedding_size}): "
                 "enrol the characters again with this model.")
+        self.reserved |= {c.slug for c in recognizer.characters}
 
     def merge(self, other):
         """A new gallery with the characters of both (faces of a shared name are pooled)."""
         if (other.fingerprint, other.dimension) != (self.fingerprint, self.dimension):
             raise GalleryError("These galleries were made by different models: they cannot be merged.")
-        merged = Gallery(self.fingerprint, self.dimension, self.slugs, self.names, self.embeddings, self.owners)
+        merged = Gallery(self.fingerprint, self.dimension, self.slugs, self.names, self.embeddings, self.owners,
+                         self.reserved | other.reserved)
         for index, (slug, name) in enumerate(zip(other.slugs, other.names)):
             merged.add(name if slugify(name) == slug else slug, other.embeddings[other.owners == index])
         return merged

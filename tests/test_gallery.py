@@ -258,3 +258,20 @@ def test_a_picture_with_no_face_found_is_enrolled_whole_and_a_blank_one_is_left_
     assert enrolment.crops.shape == (1, 80, 80, 3)
     assert enrolment.taken_whole == [0] and enrolment.left_out == {1: NO_LINE}
     assert enrolment_crops([noise], detector, 80, detect=False).taken_whole == [], "asked for the whole picture"
+
+
+def test_a_gallery_for_a_model_refuses_its_characters_names_by_itself(recognizer, tmp_path):
+    gallery = Gallery.for_model(recognizer)
+    face = np.eye(recognizer.embedding_size, dtype=np.float32)[:1]
+    with pytest.raises(GalleryError, match="already a name the model uses"):
+        gallery.add("Gawr Gura", face)
+    with pytest.raises(GalleryError, match="already a name the model uses"):
+        gallery.add("Unknown", face)
+    gallery.add("Suzukaze Aoba", face)
+    gallery.save(tmp_path / "g.npz")
+    loaded = Gallery.load(tmp_path / "g.npz")
+    loaded.check(recognizer)  # a gallery read from a file learns the model's names when checked
+    with pytest.raises(GalleryError, match="already a name the model uses"):
+        loaded.add("Hatsune Miku", face)
+    assert loaded.merge(Gallery.for_model(recognizer)).slugs == ["suzukaze_aoba"]
+
