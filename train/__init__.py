@@ -1,1 +1,1 @@
-"""Training side of animerec: `python -m train prepare|fit|evaluate|bench`."""
+"""Training side of animerec: `python -m train prepare|fit|calibrate|evaluate|pack|bench` (see `train.cli`)."""
