@@ -21,6 +21,15 @@ class Box(NamedTuple):
     h: int
 
 
+def iou(a, b):
+    """Intersection over union of two (x, y, w, h) boxes, in [0, 1]."""
+    left, top = max(a[0], b[0]), max(a[1], b[1])
+    right, bottom = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0, right - left) * max(0, bottom - top)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
 class DetectorSettings(NamedTuple):
     """Where and how hard the cascade looks. The defaults are the page's (chosen by
     `python -m animerec.bench detection`); the sidebar and the command line read them from here.
@@ -171,8 +180,6 @@ def _turned(gray, angle):
 def _suppress_overlaps(hits, threshold=0.3):
     """Greedy non-maximum suppression: keep the hits with most neighbours (upright first on a
     tie), dropping any that overlaps a kept one by IoU >= threshold."""
-    from animerec.detection_eval import iou
-
     kept = []
     for hit in sorted(hits, key=lambda h: (h[5], h[4]), reverse=True):
         if all(iou(hit[:4], k[:4]) < threshold for k in kept):

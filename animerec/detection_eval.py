@@ -6,7 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import NamedTuple
 
-from animerec.detect import Box
+from animerec.detect import Box, iou
 
 
 class DetectionScore(NamedTuple):
@@ -33,15 +33,6 @@ def read_boxes(csv_path):
         for row in csv.DictReader(f):
             boxes[row["file"]].append(Box(int(row["x"]), int(row["y"]), int(row["w"]), int(row["h"])))
     return dict(boxes)
-
-
-def iou(a, b):
-    """Intersection over union of two (x, y, w, h) boxes, in [0, 1]."""
-    left, top = max(a[0], b[0]), max(a[1], b[1])
-    right, bottom = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0, right - left) * max(0, bottom - top)
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
 
 
 def match(found, marked, threshold):
