@@ -25,8 +25,8 @@ from animerec.errors import AnimerecError, ModelError
 from animerec.gallery import MAX_ENROL_IMAGES, TAKEN_WHOLE, Gallery, enrolment_crops
 from animerec.model import known_in_words, load_recognizer, read_card
 from animerec.paths import DEFAULT_MODEL_DIR, IMAGE_EXTENSIONS, model_dir
-from animerec.recognize import (BELOW_THRESHOLD, NO_LINE, NO_MODEL, NOBODY_CLOSE, analyse, name_faces, round_threshold,
-                                to_dict)
+from animerec.recognize import (BELOW_THRESHOLD, NO_LINE, NO_MODEL, NOBODY_CLOSE, analyse, default_threshold,
+                                name_faces, round_threshold, to_dict)
 
 log = logging.getLogger("animerec")
 if not log.handlers:  # show the library's load and forward-pass lines in the server's log
@@ -152,7 +152,7 @@ def main():
         st.error(str(error))
         st.stop()
     recognizer = recognizer_ui()
-    threshold, top_k, settings = sidebar_ui(recognizer, card)
+    threshold, top_k, settings = sidebar_ui(recognizer)
     gallery_ui(recognizer, settings)
     with upload_tab:
         if not files:
@@ -175,13 +175,12 @@ def recognizer_ui():
     return recognizer
 
 
-def sidebar_ui(recognizer, card):
+def sidebar_ui(recognizer):
     """The sidebar's controls, as (threshold, top_k, DetectorSettings)."""
     sidebar = st.sidebar
     sidebar.header("Settings")
-    default = round_threshold(card[1].get("threshold", defaults.THRESHOLD) if card and recognizer else defaults.THRESHOLD)
     threshold = sidebar.slider(
-        "Confidence threshold", 0.0, 1.0, default, 0.01,
+        "Confidence threshold", 0.0, 1.0, default_threshold(recognizer), 0.01,
         help="A face whose score is below this is called Unknown. The default is the model's calibrated one.",
     )
     classes = len(recognizer.characters) if recognizer else defaults.TOP_K
@@ -306,15 +305,15 @@ def about_ui(card):
         plain = [f"**What it knows**: {known_in_words(characters)} (the table below)."]
         if test:
             plain.append(f"**How often it is right**: of faces of those characters drawn like its training pictures, "
-                         f"it names {test.get('accuracy', 0):.0%} right. In other styles of art it does worse.")
+                         f"it names {test.get('accuracy', 0):.1%} right. In other styles of art it does worse.")
         if t:
             plain.append(f"**Strangers**: anyone else should be Unknown; on held-out faces of other characters it "
-                         f"is {t.get('unknown_labelled_unknown', 0):.0%} of the time"
-                         + (f", and {t['strangers_labelled_unknown']:.0%} for official portraits of other characters"
+                         f"is {t.get('unknown_labelled_unknown', 0):.1%} of the time"
+                         + (f", and {t['strangers_labelled_unknown']:.1%} for official portraits of other characters"
                             if "strangers_labelled_unknown" in t else "") + ".")
         if few:
             plain.append(f"**Characters you add**: a character taught from 5 pictures is named right in "
-                         f"{few['top1_accuracy']:.0%} of its other pictures.")
+                         f"{few['top1_accuracy']:.1%} of its other pictures.")
         plain.append("**What it cannot do**: black-and-white and one-tint art is seldom named, because it tells "
                      "characters apart mostly by hair and eye colour; very small, turned or half-hidden faces are "
                      "often missed or Unknown.")

@@ -51,8 +51,7 @@ class NumpyNetwork:
         with h5py.File(io.BytesIO(weights), "r") as saved:
             for layer in self.layers:
                 kind = layer["class_name"]
-                if kind not in PASS_THROUGH | WEIGHTED | SIMPLE:
-                    raise UnsupportedModel(f"a {kind} layer")
+                _check_supported(kind, layer["config"])
                 # Keras saves each layer's variables under its class name in snake case,
                 # numbered in the order the layers appear: conv2d, conv2d_1, ...
                 key = _snake(kind)
@@ -68,6 +67,8 @@ class NumpyNetwork:
         for a cosine head, the cosines of "prototypes"."""
         names = [layer["name"] for layer in self.layers]
         name = embedding_layer or ("embedding" if "embedding" in names else names[-2])
+        if name not in names:  # Keras's loader says so in a sentence
+            raise UnsupportedModel(f"no layer {name!r}")
         return [names[-1], name] + (["prototypes"] if "prototypes" in names else [])
 
     def predict_on_batch(self, crops):
@@ -84,6 +85,31 @@ class NumpyNetwork:
             inputs = [values[_source(arg)] for node in layer["inbound_nodes"] for arg in _tensors(node["args"])]
             values[name] = _evaluate(kind, config, inputs, self.params.get(name))
         return [values[name] for name in self.outputs]
+
+
+AUGMENTATION = {"InputLayer", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomBrightness",
+                "RandomContrast", "RandomSaturation"}  # inactive at inference
+ACTIVATIONS = {"relu", "softmax", "linear"}
+
+
+def _check_supported(kind, config):
+    """Raise UnsupportedModel unless `_evaluate` computes this layer exactly as Keras does,
+    so that a model it cannot run is loaded with Keras at once, never answered wrongly."""
+    unsupported = (
+        kind not in PASS_THROUGH | WEIGHTED | SIMPLE
+        or kind == "Sequential" and any(inner["class_name"] not in AUGMENTATION for inner in config["layers"])
+        or config.get("activation", "linear") not in ACTIVATIONS
+        or kind == "Conv2D" and (tuple(config["dilation_rate"]) != (1, 1) or config.get("groups", 1) != 1
+                                 or config["data_format"] != "channels_last")
+        or kind == "BatchNormalization" and (config["axis"] not in (-1, [-1], 3, [3]) or not config["center"]
+                                             or not config["scale"])
+        or kind == "MaxPooling2D" and (config["padding"] != "valid"
+                                       or tuple(config["strides"] or config["pool_size"]) != tuple(config["pool_size"]))
+        or kind == "GlobalAveragePooling2D" and config.get("keepdims", False)
+        or kind == "UnitNormalization" and config.get("axis", -1) not in (-1, [-1])
+    )
+    if unsupported:
+        raise UnsupportedModel(f"the {kind} layer {config.get('name')!r}")
 
 
 def _snake(name):

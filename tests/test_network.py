@@ -43,6 +43,12 @@ def test_a_model_with_a_layer_numpy_cannot_run_is_loaded_with_keras(tmp_path):
             keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))))))
     odd.save(model_dir / "model.keras")
     assert load_recognizer(model_dir, engine="numpy").engine == "keras"
+    # Layers NumPy knows, configured in a way it does not compute: Keras again, never a wrong answer.
+    tanh = keras.Model(inputs, keras.layers.Activation("softmax", name="probabilities")(
+        keras.layers.Dense(seed.output_shape[-1], activation="tanh", name="embedding")(
+            keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs)))))
+    tanh.save(model_dir / "model.keras")
+    assert load_recognizer(model_dir, engine="numpy").engine == "keras"
 
 
 def test_the_command_line_never_imports_tensorflow(data):
