@@ -380,7 +380,7 @@ def result_ui(index, name, data, recognizer, threshold, top_k, settings):
     shown, scale, analysis = analyse_upload(data, settings, not whole, version)
     characters = recognizer.characters if recognizer else []
     faces = name_faces(analysis, characters, threshold, top_k, session_gallery(recognizer),
-                       recognizer.gallery_calibration if recognizer else None)
+                       recognizer.scorer if recognizer else None)
     if not faces:
         st.info(f"No face found in {name}. Try a lower min face size or fewer min neighbours in the "
                 "sidebar, or classify the whole image as one face.")

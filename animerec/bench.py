@@ -135,7 +135,7 @@ def page_call(recognizer):
     """What the page does per image once faces are found: crop, resize, one batched call."""
     from animerec.crop import crop_faces
 
-    return lambda image, boxes: recognizer.classify(crop_faces(image, boxes, recognizer.input_size))
+    return lambda image, boxes: recognizer.run(crop_faces(image, boxes, recognizer.input_size))
 
 
 def synthetic_scene(faces=8):
@@ -196,7 +196,7 @@ def speed(images, limit, cold_runs=3):
             analysis = analyse(image, detector, recognizer)  # detect, crop, classify, the checks
             clock("analyse")
             faces = name_faces(analysis, recognizer.characters, float(recognizer.card.get("threshold", 0.5)),
-                               gallery_calibration=recognizer.gallery_calibration)
+                               scorer=recognizer.scorer)
             clock("name")
             draw_faces(image, faces)
             clock("draw")

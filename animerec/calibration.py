@@ -1,14 +1,9 @@
-"""Calibrated scores: a raw similarity mapped to [0, 1] by a fitted logistic curve.
+"""Score curves: how often a name given at each raw similarity is right, fitted on held-out faces.
 
-A face's raw score is the cosine between its embedding and the nearest known character (a
-prototype of the model, or of the gallery). On held-out faces, `fit_logistic` learns how often a
-name given at each cosine is right, so a score of 0.8 means about 8 in 10 such names are right,
-whichever source gave it, and one threshold serves both. NumPy only.
-
-The gallery's cosine is first normalised against a cohort of strangers (`GalleryScore`): some
-faces sit close to many others, whoever they are, and a high cosine to an enrolled character
-means less for them. Subtracting each face's mean cosine to its nearest strangers is the cohort
-normalisation of face and speaker verification (Z-norm on the probe's side).
+On held-out faces, `fit_monotone` (or `fit_logistic`) learns how often a name given at each
+cosine is right, so a score of 0.8 means about 8 in 10 such names are right, whichever source
+gave it, and one threshold serves both; `animerec.scoring.Scorer` applies the curves. The ROC
+helpers judge them. NumPy only.
 """
 
 from typing import NamedTuple
@@ -16,18 +11,14 @@ from typing import NamedTuple
 import numpy as np
 
 
-MAX_SCORE = 0.999  # a calibrated score never claims certainty, so a threshold of 1 rejects all
-
-
 class Logistic(NamedTuple):
-    """score = 1 / (1 + exp(-(slope * raw + intercept))), at most MAX_SCORE."""
+    """score = 1 / (1 + exp(-(slope * raw + intercept)))."""
 
     slope: float
     intercept: float
 
     def __call__(self, raw):
-        score = 1.0 / (1.0 + np.exp(-(self.slope * np.asarray(raw, np.float64) + self.intercept)))
-        return np.minimum(score, MAX_SCORE)
+        return 1.0 / (1.0 + np.exp(-(self.slope * np.asarray(raw, np.float64) + self.intercept)))
 
     def raw_at(self, score):
         """The raw value whose score is `score` (0 < score < 1)."""
@@ -41,33 +32,9 @@ class Logistic(NamedTuple):
         return {"slope": round(self.slope, 5), "intercept": round(self.intercept, 5)}
 
 
-class GalleryScore(NamedTuple):
-    """The gallery's calibrated score: a face's cosine to its nearest enrolled character, less
-    the mean of its `top` highest cosines to the `cohort` (unit rows: centres of strangers'
-    embeddings), through `curve`. Without a cohort, the plain cosine goes through the curve."""
-
-    curve: object  # Logistic, or None to read only `raw`
-    cohort: object = None  # (M, D) float32 unit rows, or None
-    top: int = 10
-
-    def raw(self, cosines, embeddings):
-        """The normalised cosines, from (N,) cosines (or (N, K), one column per enrolled
-        character) and the (N, D) embeddings they came from; the same shape as `cosines`."""
-        cosines = np.asarray(cosines, np.float64)
-        if self.cohort is None or len(self.cohort) == 0 or len(cosines) == 0:
-            return cosines
-        similarity = np.asarray(embeddings, np.float32) @ self.cohort.T
-        top = min(self.top, similarity.shape[1])
-        nearest = np.partition(similarity, similarity.shape[1] - top, axis=1)[:, -top:]
-        return cosines - nearest.mean(axis=1).reshape((-1,) + (1,) * (cosines.ndim - 1))
-
-    def __call__(self, cosines, embeddings):
-        return self.curve(self.raw(cosines, embeddings))
-
-
 class Monotone(NamedTuple):
     """score = the piecewise-linear curve through (raw[i], score[i]), both increasing, flat
-    beyond its ends, at most MAX_SCORE: how often a name given at each raw value was right,
+    beyond its ends: how often a name given at each raw value was right,
     fitted by isotonic regression (`fit_monotone`). Unlike a logistic curve it is not bound to
     one shape: a model whose strangers pile up at one cosine and whose known faces spread over
     the rest is fitted where the faces are."""
@@ -76,7 +43,7 @@ class Monotone(NamedTuple):
     score: tuple
 
     def __call__(self, raw):
-        return np.minimum(np.interp(np.asarray(raw, np.float64), self.raw, self.score), MAX_SCORE)
+        return np.interp(np.asarray(raw, np.float64), self.raw, self.score)
 
     def raw_at(self, score):
         """The lowest raw value whose score is `score` (within the curve's range)."""

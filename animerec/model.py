@@ -10,7 +10,7 @@ A model directory holds
   once calibrated, `calibration` (see train.calibrate);
 - `card.md`: the same for people;
 - once calibrated, `cohort.npy`: (M, D) float32, centres of strangers' embeddings that the
-  gallery's cosines are normalised against (see `animerec.calibration.GalleryScore`).
+  gallery's cosines are normalised against (see `animerec.scoring.Scorer.gallery_raw`).
 """
 
 import contextlib
@@ -27,10 +27,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from animerec.calibration import MAX_SCORE, GalleryScore, Logistic, curve_from_dict
 from animerec.errors import ModelError
 from animerec.network import NumpyNetwork, UnsupportedModel
 from animerec.paths import model_dir
+from animerec.scoring import Scorer
 
 log = logging.getLogger("animerec")
 _load_counter = itertools.count(1)
@@ -82,11 +82,7 @@ class Recognizer:
         self.engine = "numpy" if isinstance(model, NumpyNetwork) else "keras"
         self._outputs = model if self.engine == "numpy" else outputs_model(model, card.get("embedding_layer"))
         self._has_cosines = len(model.outputs if self.engine == "numpy" else self._outputs.outputs) > 2
-        calibration = card.get("calibration") or {}
-        self.model_calibration = curve_from_dict(calibration["model"]) if "model" in calibration else None
-        self.gallery_calibration = GalleryScore(
-            Logistic.from_dict(calibration["gallery"]), cohort, int(calibration.get("gallery_cohort", {}).get("top", 10)),
-        ) if "gallery" in calibration else None
+        self.scorer = Scorer.from_card(card, cohort)  # the card's calibration: faces' numbers to scores
         # Keras models are not documented as safe to call from several threads at once, and
         # Streamlit serves each session on its own thread: one forward pass at a time.
         self._lock = threading.Lock()
@@ -121,39 +117,6 @@ class Recognizer:
             self.calls += 1
         log.info("classified %d face(s) with %s (forward pass %d)", len(crops), self.version, self.calls)
         return outputs
-
-    def classify(self, crops):
-        """(N, C) probabilities for a batch of crops (see `run`)."""
-        return self.run(crops).probabilities
-
-    def raw_scores(self, outputs):
-        """Each face's raw score for its top character: the cosine to that character's
-        prototype when the network has a cosine head, else the top probability."""
-        if outputs.cosines is None:
-            return outputs.probabilities.max(axis=1)
-        return outputs.cosines.max(axis=1)
-
-    def candidate_scores(self, outputs):
-        """(N, C): each face's calibrated score in [0, 1] for each character, the card's
-        calibration of `raw_scores` applied to every character's cosine (or probability), so
-        the closest characters are ranked and charted on the scale the threshold uses;
-        uncalibrated cosines are mapped linearly."""
-        raw = naming_scores(outputs)
-        if self.model_calibration is not None:
-            return self.model_calibration(raw).astype(np.float32)
-        return np.minimum(raw if outputs.cosines is None else (raw + 1) / 2, MAX_SCORE).astype(np.float32)
-
-    def scores(self, outputs):
-        """Each face's calibrated score in [0, 1] for its top character (see `candidate_scores`)."""
-        return self.candidate_scores(outputs).max(axis=1, initial=0.0)
-
-
-def naming_scores(outputs):
-    """(N, C): the numbers whose largest names each face: the cosine to each character's
-    prototype for a cosine head, else the probability. With mirror-image averaging the two can
-    disagree (the mean of two softmaxes is not the softmax of the mean cosines); the page names
-    by this, and so do the trainer's metrics."""
-    return outputs.probabilities if outputs.cosines is None else outputs.cosines
 
 
 def predict(model, crops, flip_average=False):
@@ -274,7 +237,7 @@ def load_recognizer(path=None, engine="keras"):
         )
     fingerprint = hashlib.sha256((path / MODEL_FILE).read_bytes()).hexdigest()[:16]
     recognizer = Recognizer(model, characters, card, path, fingerprint, _load_cohort(path, card))
-    cohort = recognizer.gallery_calibration.cohort if recognizer.gallery_calibration else None
+    cohort = recognizer.scorer.cohort
     if cohort is not None and cohort.shape[1] != recognizer.embedding_size:
         raise ModelError(f"{path / COHORT_FILE} holds embeddings of size {cohort.shape[1]} but the model's are of size "
                          f"{recognizer.embedding_size}: recalibrate it with `python -m train calibrate`.")
@@ -289,7 +252,7 @@ def load_recognizer(path=None, engine="keras"):
 
 
 def _load_cohort(path, card):
-    """The gallery's cohort (see `GalleryScore`) when the card's calibration names one, else None."""
+    """The gallery's cohort (see `Scorer.gallery_raw`) when the card's calibration names one, else None."""
     named = ((card.get("calibration") or {}).get("gallery_cohort") or {}).get("file")
     if not named:
         return None

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 
 from animerec import defaults
-from animerec.calibration import MAX_SCORE
 from animerec.crop import crop_faces
 from animerec.detect import Box, DetectorSettings, face_outline
+from animerec.scoring import Scorer
 
 UNKNOWN = "unknown"
 
@@ -43,8 +43,8 @@ class Analysis(NamedTuple):
     without a model).
     probabilities: (N, C) float32, or None when no model is installed.
     embeddings: (N, D) unit-length float32, or None.
-    scores: (N, C) the calibrated score of each face for each character (see
-    `Recognizer.candidate_scores`), or None to use the probabilities.
+    scores: (N, C) the calibrated score of each face for each character (`Scorer.model`), or
+    None to use the probabilities.
     featureless: (N,) bool, the crops with no line in them (see `featureless`), which are
     Unknown with score 0 and no candidates; or None.
     colourless: (N,) bool, the crops with almost no colour (see `colourless`); or None.
@@ -107,51 +107,90 @@ def analyse(image, detector, recognizer=None, settings=DetectorSettings(), detec
     if recognizer is None:
         return Analysis(boxes, crops, None, colourless=colourless(crops))
     outputs = recognizer.run(crops)
-    return Analysis(boxes, crops, outputs.probabilities, outputs.embeddings, recognizer.candidate_scores(outputs),
+    return Analysis(boxes, crops, outputs.probabilities, outputs.embeddings, recognizer.scorer.model(outputs),
                     featureless(crops), colourless(crops))
 
 
+class Candidates(NamedTuple):
+    """Every character a face could be named, the model's then the gallery's, for N faces.
+
+    slugs, names, sources: one per character ("model" or "gallery"). scores: (N, K) calibrated
+    scores. closeness: (N, K) the network's or the gallery's own numbers, which rank candidates
+    whose scores tie (far from the face, where a curve is flat at 0).
+    """
+
+    slugs: list
+    names: list
+    sources: list
+    scores: np.ndarray
+    closeness: np.ndarray
+
+    def ranked(self, top_k):
+        """(N, top_k) column indices, best first: by score, ties by closeness."""
+        return np.stack([np.lexsort((-near, -row))[:top_k] for row, near in zip(self.scores, self.closeness)]) \
+            if len(self.scores) else np.zeros((0, top_k), np.int64)
+
+    def best(self):
+        """(indices (N,), scores (N,)): each face's best candidate, as `ranked` orders them."""
+        top = self.scores.max(axis=1, keepdims=True)
+        index = np.where(self.scores == top, self.closeness, -np.inf).argmax(axis=1)
+        return index, self.scores[np.arange(len(index)), index]
+
+
+def candidates(analysis, characters, gallery=None, scorer=None):
+    """The Candidates of an Analysis with probabilities: the model's `characters`, then the
+    `gallery`'s enrolled ones scored by `scorer` (the model card's: `Recognizer.scorer`)."""
+    slugs = [c.slug for c in characters]
+    names = [c.name for c in characters]
+    scores = analysis.scores if analysis.scores is not None else analysis.probabilities
+    closeness = np.asarray(analysis.probabilities)
+    sources = ["model"] * len(slugs)
+    if gallery is not None and len(gallery) and analysis.embeddings is not None and len(analysis.probabilities):
+        cosines = gallery.cosines(analysis.embeddings)
+        gallery_scores = (scorer or Scorer()).gallery(cosines, analysis.embeddings)
+        scores = np.concatenate([scores, gallery_scores], axis=1)
+        closeness = np.concatenate([closeness, cosines], axis=1)
+        slugs, names = slugs + gallery.slugs, names + gallery.names
+        sources = sources + ["gallery"] * len(gallery.slugs)
+    return Candidates(slugs, names, sources, np.asarray(scores), closeness)
+
+
+def outputs_analysis(outputs, scorer):
+    """An Analysis of faces the trainer already ran through the network (no boxes, no crops, no
+    checks), so that it judges them by the page's own naming (`candidates`)."""
+    return Analysis([None] * len(outputs.probabilities), None, outputs.probabilities, outputs.embeddings,
+                    scorer.model(outputs))
+
+
 def name_faces(analysis, characters, threshold=defaults.THRESHOLD, top_k=defaults.TOP_K,
-               gallery=None, gallery_calibration=None):
+               gallery=None, scorer=None):
     """Turn an Analysis into one Recognition per face, applying the threshold and top-k.
 
     characters: the model's list of Character (ignored without probabilities). gallery: a
-    Gallery of enrolled characters, compared with each face's embedding; its cosine is mapped by
-    `gallery_calibration` (a GalleryScore, the model card's: see `Recognizer.gallery_calibration`)
-    to the same [0, 1] scale as the model's score, and the better of the two answers wins.
+    Gallery of enrolled characters, compared with each face's embedding and scored by `scorer`
+    (the model card's: `Recognizer.scorer`) on the same [0, 1] scale as the model's characters;
+    the best candidate of either wins (`candidates`).
     """
     grey = np.zeros(len(analysis.boxes), bool) if analysis.colourless is None else analysis.colourless
     if analysis.probabilities is None:
         return [Recognition(box, None, None, 0.0, [], colourless=bool(g)) for box, g in zip(analysis.boxes, grey)]
-    slugs = [c.slug for c in characters]
-    names = dict(zip(slugs, (c.name for c in characters)))
-    scores = analysis.scores if analysis.scores is not None else analysis.probabilities
-    # Candidates whose calibrated scores tie (far from the face, where the curve is flat at 0)
-    # are ranked by the network's own numbers, which keep their order.
-    closeness = np.asarray(analysis.probabilities)
-    sources = ["model"] * len(slugs)
-    if gallery is not None and len(gallery) and analysis.embeddings is not None and len(analysis.boxes):
-        cosines = gallery.cosines(analysis.embeddings)
-        scores = np.concatenate([scores, gallery_score(cosines, analysis.embeddings, gallery_calibration)], axis=1)
-        closeness = np.concatenate([closeness, cosines], axis=1)
-        slugs, sources = slugs + gallery.slugs, sources + ["gallery"] * len(gallery.slugs)
-        names.update(zip(gallery.slugs, gallery.names))
+    table = candidates(analysis, characters, gallery, scorer)
     blank = np.zeros(len(analysis.boxes), bool) if analysis.featureless is None else analysis.featureless
     faces = []
-    for box, row, near, featureless_crop, colourless_crop in zip(analysis.boxes, scores, closeness, blank, grey):
+    for box, row, order, featureless_crop, colourless_crop in zip(analysis.boxes, table.scores,
+                                                                   table.ranked(max(1, top_k)), blank, grey):
         if featureless_crop:  # nobody, whatever the network says: no candidates to rank
             faces.append(Recognition(box, UNKNOWN, "Unknown", 0.0, [], colourless=bool(colourless_crop),
                                      verdict=NO_LINE))
             continue
-        order = np.lexsort((-near, -row))[: max(1, top_k)]
-        ranked = [Candidate(slugs[j], names.get(slugs[j], slugs[j]), float(row[j])) for j in order]
+        ranked = [Candidate(table.slugs[j], table.names[j], float(row[j])) for j in order]
         best = ranked[0]
         if best.score >= threshold:
             label, name, verdict = best.slug, best.name, NAMED
         else:
             near = best.score >= defaults.NEAR_MISS * threshold
             label, name, verdict = UNKNOWN, "Unknown", BELOW_THRESHOLD if near else NOBODY_CLOSE
-        faces.append(Recognition(box, label, name, best.score, ranked, sources[order[0]], bool(colourless_crop),
+        faces.append(Recognition(box, label, name, best.score, ranked, table.sources[order[0]], bool(colourless_crop),
                                  verdict))
     return faces
 
@@ -173,21 +212,13 @@ def colourless(crops):
     return (chroma > defaults.COLOURFUL_CHROMA).mean(axis=(1, 2)) < defaults.MIN_COLOURFUL_SHARE
 
 
-def gallery_score(cosines, embeddings, calibration=None):
-    """Gallery cosines of faces with `embeddings` mapped to the calibrated [0, 1] score by a
-    GalleryScore (linearly when uncalibrated)."""
-    if calibration is not None:
-        return calibration(cosines, embeddings)
-    return np.minimum((np.asarray(cosines, np.float64) + 1) / 2, MAX_SCORE)
-
-
 def recognize(image, detector, recognizer=None, settings=DetectorSettings(), detect=True,
               threshold=defaults.THRESHOLD, top_k=defaults.TOP_K, gallery=None):
     """`analyse` then `name_faces`: a list of Recognition for an RGB image, [] for no face."""
     analysis = analyse(image, detector, recognizer, settings, detect)
     if recognizer is None:
         return name_faces(analysis, [], threshold, top_k)
-    return name_faces(analysis, recognizer.characters, threshold, top_k, gallery, recognizer.gallery_calibration)
+    return name_faces(analysis, recognizer.characters, threshold, top_k, gallery, recognizer.scorer)
 
 
 def default_threshold(recognizer):

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from animerec.calibration import MAX_SCORE, GalleryScore, Logistic, auroc, fit_logistic
+from animerec.calibration import Logistic, auroc, fit_logistic
 from animerec.detect import Box
 from animerec.errors import GalleryError
 from animerec.gallery import Gallery, slugify
-from animerec.model import Character
+from animerec.model import Character, Outputs
 from animerec.recognize import Analysis, UNKNOWN, name_faces
+from animerec.scoring import MAX_SCORE, Scorer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,7 +124,7 @@ def test_the_better_of_model_and_gallery_wins_on_one_scale():
     gallery.add("New One", unit([0.6, 0.8, 0]))
     curve = Logistic(10.0, -7.0)  # cosine 0.8 -> 0.73, 0.6 -> 0.27, 0 -> 0.001
     faces = name_faces(analysis, characters, threshold=0.5, top_k=2, gallery=gallery,
-                       gallery_calibration=GalleryScore(curve))
+                       scorer=Scorer(gallery_curve=curve))
     assert [(f.label, f.source) for f in faces] == [("a", "model"), ("new_one", "gallery"), (UNKNOWN, "model")]
     assert faces[1].name == "New One" and faces[1].score == pytest.approx(curve(0.8))
     # One ranking on one scale: the enrolled character, then the model's closest at its own score.
@@ -138,14 +139,15 @@ def test_the_gallery_cosine_is_lowered_by_how_close_a_face_is_to_the_strangers()
     faces = unit([0.6, 0.8, 0], [0.6, 0, 0.8])
     cohort = unit([0, 0, 1], [0, 0.6, 0.8], [0, -1, 0])
     cosines = np.array([0.6, 0.6])
-    rule = GalleryScore(Logistic(10.0, -2.0), cohort, top=2)
-    np.testing.assert_allclose(rule.raw(cosines, faces), [0.6 - (0.48 + 0.0) / 2, 0.6 - (0.8 + 0.64) / 2], atol=1e-6)
+    rule = Scorer(gallery_curve=Logistic(10.0, -2.0), cohort=cohort, top=2)
+    np.testing.assert_allclose(rule.gallery_raw(cosines, faces), [0.6 - (0.48 + 0.0) / 2, 0.6 - (0.8 + 0.64) / 2], atol=1e-6)
     # One column per enrolled character: each face's own cohort mean comes off every column.
-    np.testing.assert_allclose(rule.raw(np.stack([cosines, cosines - 0.5], axis=1), faces),
-                               np.stack([rule.raw(cosines, faces), rule.raw(cosines, faces) - 0.5], axis=1), atol=1e-6)
-    assert rule(cosines, faces)[0] > rule(cosines, faces)[1]
-    np.testing.assert_allclose(GalleryScore(rule.curve).raw(cosines, faces), cosines)
-    assert GalleryScore(rule.curve, cohort, top=10).raw(cosines, faces)[1] == pytest.approx(0.6 - (0.8 + 0.64 + 0.0) / 3)
+    np.testing.assert_allclose(rule.gallery_raw(np.stack([cosines, cosines - 0.5], axis=1), faces),
+                               np.stack([rule.gallery_raw(cosines, faces), rule.gallery_raw(cosines, faces) - 0.5], axis=1),
+                               atol=1e-6)
+    assert rule.gallery(cosines, faces)[0] > rule.gallery(cosines, faces)[1]
+    np.testing.assert_allclose(rule.replace(cohort=None).gallery_raw(cosines, faces), cosines)
+    assert rule.replace(top=10).gallery_raw(cosines, faces)[1] == pytest.approx(0.6 - (0.8 + 0.64 + 0.0) / 3)
 
 
 def test_the_monotone_fit_follows_how_often_names_were_right_and_inverts():
@@ -161,7 +163,7 @@ def test_the_monotone_fit_follows_how_often_names_were_right_and_inverts():
     assert abs(curve(curve.raw_at(0.5)) - 0.5) < 1e-6
     assert isinstance(curve_from_dict(curve.to_dict()), Monotone)
     assert isinstance(curve_from_dict(Logistic(1.0, 0.0).to_dict()), Logistic), "older cards keep their curve"
-    assert curve(10.0) <= MAX_SCORE
+    assert Scorer(curve).model(Outputs(np.ones((1, 1)), np.ones((1, 1)), np.full((1, 1), 10.0))) <= MAX_SCORE
 
 
 def test_logistic_fit_recovers_a_known_curve_and_auroc_counts_pairs():
@@ -171,7 +173,7 @@ def test_logistic_fit_recovers_a_known_curve_and_auroc_counts_pairs():
     curve = fit_logistic(raw, right)
     assert curve.slope == pytest.approx(3.0, rel=0.1) and curve.intercept == pytest.approx(-1.0, abs=0.1)
     assert curve.raw_at(0.5) == pytest.approx(-curve.intercept / curve.slope)
-    assert Logistic(100.0, 0.0)(10.0) == MAX_SCORE
+    assert Scorer(gallery_curve=Logistic(100.0, 0.0)).gallery(np.array([10.0]), np.ones((1, 1))) == pytest.approx(MAX_SCORE)
     assert auroc(np.array([1.0, 2.0, 3.0]), np.array([0.0, 2.0])) == pytest.approx(4.5 / 6)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from animerec.crop import resize_square
 from animerec.decode import decode_image
-from animerec.model import naming_scores
+from animerec.scoring import naming_scores
 from train.evaluate import classification_metrics
 
 
@@ -40,14 +40,14 @@ def test_the_card_scores_are_reproduced_on_the_test_split(recognizer, data):
 def test_the_card_unknown_rule_is_reproduced_on_held_out_unknown_faces(recognizer, data):
     """The card's rate of unknown faces called Unknown, on the part of `unknown/` that neither
     training nor calibration saw, shrunk to 64 px as the calibration did."""
-    from train.calibrate import DEGRADED_SIZE
+    from train.defaults import DEGRADED_SIZE
     from train.dataset import degrade
 
     calibration = recognizer.card["calibration"]
     files = json.loads((recognizer.path / "split.json").read_text())["unknown"]["test"]
     crops = degrade(np.stack([resize_square(decode_image((data / "unknown" / f).read_bytes()), recognizer.input_size)
                               for f in files]), DEGRADED_SIZE)
-    scores = np.concatenate([recognizer.scores(recognizer.run(crops[i:i + 128])) for i in range(0, len(crops), 128)])
+    scores = np.concatenate([recognizer.scorer.best(recognizer.run(crops[i:i + 128])) for i in range(0, len(crops), 128)])
     rejected = float((scores < calibration["threshold"]).mean())
     print(f"\nunknown faces called Unknown: {rejected:.4f} (card: {calibration['test']['unknown_labelled_unknown']})")
     assert abs(rejected - calibration["test"]["unknown_labelled_unknown"]) <= 0.002

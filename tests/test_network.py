@@ -27,7 +27,7 @@ def test_numpy_gives_kerass_probabilities_embeddings_and_cosines(name):
                 assert b is None
                 continue
             np.testing.assert_allclose(b, a, atol=2e-5)
-    np.testing.assert_allclose(numpy_run.candidate_scores(got), keras_run.candidate_scores(expected), atol=1e-4)
+    np.testing.assert_allclose(numpy_run.scorer.model(got), keras_run.scorer.model(expected), atol=1e-4)
 
 
 def test_a_model_with_a_layer_numpy_cannot_run_is_loaded_with_keras(tmp_path):

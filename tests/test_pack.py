@@ -83,7 +83,7 @@ def test_a_folder_without_faces_is_one_line_and_exit_1(tmp_path):
 def test_real_faces_keep_their_colours_and_their_names(data, recognizer, tmp_path):
     """Hair and eye colour tell characters apart: the copy keeps full-resolution colour, so the
     shipped model names packed crops as it names the originals."""
-    from animerec.model import naming_scores
+    from animerec.scoring import naming_scores
 
     source = tmp_path / "data"
     for folder in sorted((data / "faces").iterdir())[:10]:  # ten characters, eight crops each

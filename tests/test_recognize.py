@@ -141,7 +141,7 @@ def test_colourless_faces_are_few_and_the_model_names_far_fewer_of_them(test_spl
     """What the page's sentence about colourless faces rests on, on the shipped model's test
     split: such crops are a few percent, and it names them far worse (measured: 25 of 1,534,
     52 % against 96.5 %); turned grey, every face is colourless."""
-    from animerec.model import naming_scores
+    from animerec.scoring import naming_scores
     from animerec.recognize import colourless
     from train.dataset import greyscale
 
@@ -183,8 +183,8 @@ def test_all_faces_of_an_image_go_through_one_forward_pass(data, detector, recog
 
 def test_classify_checks_the_crop_shape(recognizer):
     with pytest.raises(ValueError, match="Crops must be"):
-        recognizer.classify(np.zeros((1, 7, 7, 3), np.uint8))
-    assert recognizer.classify(np.zeros((0, recognizer.input_size, recognizer.input_size, 3), np.uint8)).shape == (
+        recognizer.run(np.zeros((1, 7, 7, 3), np.uint8))
+    assert recognizer.run(np.zeros((0, recognizer.input_size, recognizer.input_size, 3), np.uint8)).probabilities.shape == (
         0, len(recognizer.characters))
 
 

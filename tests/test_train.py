@@ -73,12 +73,12 @@ def test_a_new_process_loads_it_through_the_page_loader_with_the_same_results(tr
     test_files = json.loads((out / "split.json").read_text())["test"]
     crops = np.stack([np.asarray(Image.open(shapes / f).convert("RGB")) for f in test_files])
     np.save(out.parent / "crops.npy", crops)
-    here = load_recognizer(out).classify(crops)
+    here = load_recognizer(out).run(crops).probabilities
     run_python(f"""
         import numpy as np
         from animerec.model import load_recognizer
         r = load_recognizer({str(out)!r})
-        np.save({str(out.parent / 'there.npy')!r}, r.classify(np.load({str(out.parent / 'crops.npy')!r})))
+        np.save({str(out.parent / 'there.npy')!r}, r.run(np.load({str(out.parent / 'crops.npy')!r})).probabilities)
         """)
     there = np.load(out.parent / "there.npy")
     assert there.dtype == np.float32 and there.shape == (len(test_files), 3)
@@ -179,7 +179,7 @@ def test_jax_trains_and_tensorflow_loads(shapes, tmp_path):
         import numpy as np, keras
         from animerec.model import load_recognizer
         r = load_recognizer({str(tmp_path / 'jax')!r})
-        p = r.classify(np.zeros((2, 32, 32, 3), np.uint8))
+        p = r.run(np.zeros((2, 32, 32, 3), np.uint8)).probabilities
         print(keras.backend.backend(), p.shape, float(p.sum()))
         """, env={"KERAS_BACKEND": "tensorflow"})
     backend, *_ = stdout.split()
@@ -301,14 +301,14 @@ def test_unknown_faces_train_a_cosine_head_and_calibrate_writes_the_card(shapes,
     assert {"1-shot", "3-shot", "5-shot"} <= set(result["fewshot"])
     assert (out / "roc.png").is_file()
     recognizer = load_recognizer(out)
-    assert recognizer.card["threshold"] == result["threshold"] and recognizer.model_calibration is not None
-    cohort = recognizer.gallery_calibration.cohort  # centres of the unknown crosses the network trained on
+    assert recognizer.card["threshold"] == result["threshold"] and recognizer.scorer.model_curve is not None
+    cohort = recognizer.scorer.cohort  # centres of the unknown crosses the network trained on
     assert (out / "cohort.npy").is_file() and cohort.shape == (result["gallery_cohort"]["centres"], 256)
     np.testing.assert_allclose(np.linalg.norm(cohort, axis=1), 1.0, atol=1e-5)
     outputs = recognizer.run(np.zeros((2, 32, 32, 3), np.uint8))
     assert outputs.embeddings.shape == (2, 256)
     np.testing.assert_allclose(np.linalg.norm(outputs.embeddings, axis=1), 1.0, atol=1e-5)
-    assert np.all((recognizer.scores(outputs) >= 0) & (recognizer.scores(outputs) < 1))
+    assert np.all((recognizer.scorer.best(outputs) >= 0) & (recognizer.scorer.best(outputs) < 1))
 
     head = tmp_path / "head"  # only the layers after the pooled features learn
     fit(shapes, head, arch="default", epochs=1, image_size=32, batch_size=32, cache_dir=None,
@@ -464,7 +464,8 @@ def test_a_model_directory_trained_again_does_not_inherit_the_last_runs_checkpoi
 
 
 def test_each_training_batch_adds_a_quarter_of_unknown_faces_with_a_uniform_target():
-    from train.batches import NON_FACES_PER_BATCH, UNKNOWN_PER_BATCH, UNKNOWN_WEIGHT, TrainingBatches
+    from train.batches import TrainingBatches
+    from train.defaults import NON_FACES_PER_BATCH, UNKNOWN_PER_BATCH, UNKNOWN_WEIGHT
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
@@ -501,7 +502,8 @@ def test_each_training_batch_adds_a_quarter_of_unknown_faces_with_a_uniform_targ
 
 
 def test_strangers_are_identities_of_their_own_and_a_share_of_each_batch_is_redrawn():
-    from train.batches import NON_FACES_PER_BATCH, STRANGERS_PER_BATCH, UNKNOWN_PER_BATCH, TrainingBatches
+    from train.batches import TrainingBatches
+    from train.defaults import NON_FACES_PER_BATCH, STRANGERS_PER_BATCH, UNKNOWN_PER_BATCH
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)

@@ -5,13 +5,9 @@ import keras
 import numpy as np
 
 from train.dataset import degrade
+from train.defaults import (DEGRADE_FRACTION, DEGRADE_SIZES, NON_FACES_PER_BATCH, STRANGERS_PER_BATCH,
+                            UNKNOWN_PER_BATCH, UNKNOWN_WEIGHT)
 from train.styles import restyle
-
-UNKNOWN_PER_BATCH = 0.25  # unknown faces added to each batch, as a fraction of its known faces
-NON_FACES_PER_BATCH = 0.125  # pictures with no face (`train.nonfaces`), as a fraction of its known faces
-UNKNOWN_WEIGHT = 0.5  # the loss weight of each unknown face and each picture with no face
-STRANGERS_PER_BATCH = 0.25  # one-picture strangers (`strangers/`), as a fraction of its known faces
-DEGRADE_SIZE, DEGRADE_FRACTION = 64, 0.3  # a share of known training faces is made this blurry
 
 
 class TrainingBatches(keras.utils.PyDataset):
@@ -25,7 +21,8 @@ class TrainingBatches(keras.utils.PyDataset):
     positive pair. NumPy only, so it feeds any backend."""
 
     def __init__(self, images, labels, num_classes, weights, batch_size, unknown, seed, identities=False,
-                 non_faces=None, strangers=None, style_fraction=0.0):
+                 non_faces=None, strangers=None, style_fraction=0.0, degrade_fraction=DEGRADE_FRACTION,
+                 degrade_sizes=DEGRADE_SIZES):
         super().__init__()
         self.identities = identities
         self.images, self.labels, self.num_classes = images, labels, num_classes
@@ -33,6 +30,7 @@ class TrainingBatches(keras.utils.PyDataset):
         self.non_faces = non_faces if non_faces is not None else unknown[:0]
         self.strangers = strangers if strangers is not None else unknown[:0]
         self.style_fraction = style_fraction
+        self.degrade_fraction, self.degrade_sizes = degrade_fraction, degrade_sizes
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
 
@@ -45,9 +43,9 @@ class TrainingBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         idx = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         x = self.images[idx].copy()
-        blur = self.rng.random(len(idx)) < DEGRADE_FRACTION
-        if blur.any():
-            x[blur] = degrade(x[blur], DEGRADE_SIZE)
+        low, high = self.degrade_sizes
+        for i in np.nonzero(self.rng.random(len(idx)) < self.degrade_fraction)[0]:
+            x[i] = degrade(x[i:i + 1], int(self.rng.integers(low, high + 1)))[0]
         y = keras.utils.to_categorical(self.labels[idx], self.num_classes).astype(np.float32)
         w = self.weights[idx]
         ids = self.labels[idx].astype(np.float32)

@@ -1,7 +1,7 @@
 """`python -m train calibrate`: the unknown rule and the gallery's score, fitted and judged.
 
 For a model directory trained by `fit` (its `split.json` says which faces it never trained on):
-- the model's raw score (see `Recognizer.raw_scores`) is mapped to [0, 1] by a monotone curve
+- the model's raw score (see `Scorer.model_raw`) is mapped to [0, 1] by a monotone curve
   (isotonic regression: `animerec.calibration.fit_monotone`) fitted on validation faces of known characters, the calibration part of `unknown/`, the
   calibration quarter of `fewshot/` and, given `scenes/`, the faces found in its calibration
   half, so the score reads as the chance that the name is right;
@@ -10,7 +10,7 @@ For a model directory trained by `fit` (its `split.json` says which faces it nev
   `scenes/`, `target` of the faces the page's detector finds in half of its illustrations (faces
   of characters in no training set, as the page sees them, and the detector's false hits) and,
   given `strangers/`, `target` of its calibration fifth (one official portrait per character);
-- the gallery's cosine is normalised against a cohort of strangers (`GalleryScore`): the
+- the gallery's cosine is normalised against a cohort of strangers (`Scorer.gallery_raw`): the
   centres of the embeddings of the unknown faces the network trained on and of the faces found
   in the calibration half of `scenes/` (and the calibration fifth of `strangers/`), found by
   spherical k-means and written to `cohort.npy`;
@@ -38,24 +38,23 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from animerec.calibration import GalleryScore, Logistic, auroc, fit_logistic, fit_monotone, roc_curve
+from animerec.calibration import Logistic, auroc, fit_logistic, fit_monotone, roc_curve
 from animerec.errors import ModelError
-from animerec.model import (CARD_FILE, CARD_MARKDOWN, COHORT_FILE, LABELS_FILE, Outputs, load_recognizer, naming_scores,
-                            unit_rows)
+from animerec.model import CARD_FILE, CARD_MARKDOWN, COHORT_FILE, LABELS_FILE, Outputs, load_recognizer, unit_rows
+from animerec.scoring import COHORT_TOP, Scorer
 from train.dataset import (STRANGER_FRACTIONS, degrade, load_faces, load_unlabelled, read_split, read_unknown_split,
                            split_unlabelled)
+from train.defaults import DEGRADED_SIZE, THRESHOLD_TARGET
 from train.export import card_markdown
-from train.fewshot import SHOTS, draw_episode, judge_fewshot, split_each_class
+from train.fewshot import SHOTS, best_names, draw_episode, enrol, judge_fewshot, split_each_class
 from train.nonfaces import judge_non_faces
 from train.scenes import detected_faces, judge_scene_faces, scene_halves
 
-DEGRADED_SIZE = 64
 ROC_FILE = "roc.png"
 COHORT_CENTRES = 128  # centres of strangers' embeddings in the gallery's cohort
-COHORT_TOP = 10  # a face's cosines to its nearest centres that are averaged
 
 
-def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draws=100, seed=0,
+def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_TARGET, draws=100, seed=0,
               embedding_layer=None, cache_dir=".cache", strangers=None, log=print):
     """Fit the model's and the gallery's score curves and the default threshold, judge them,
     and write them into the model directory's card. `embedding_layer` (written into the card)
@@ -99,7 +98,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
     if portraits:
         cohort_faces.append(portraits["calibration"].embeddings)
     cohort = spherical_kmeans(np.concatenate(cohort_faces), COHORT_CENTRES, np.random.default_rng(seed + 2))
-    normalise = GalleryScore(None, cohort, COHORT_TOP).raw
+    scorer = recognizer.scorer.replace(model_curve=None, gallery_curve=None, cohort=cohort, top=COHORT_TOP)
     log(f"known faces: validation {len(split['val'])}, test {len(split['test'])}; unknown faces: "
         f"calibration {len(unknown_split['calibration'])}, test {len(unknown_split['test'])}; "
         f"few-shot faces {len(few.labels)} of {len(few.classes)} characters; all at {DEGRADED_SIZE} px")
@@ -109,14 +108,17 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
     # from elsewhere, and about the faces the gallery should win.
     halves = split_each_class(few.labels, rng, share=0.25)
     val_outputs, val_labels = known["val"]
-    raw_known, raw_unknown = recognizer.raw_scores(val_outputs), recognizer.raw_scores(unknown_faces["calibration"])
-    raw_newcomers = recognizer.raw_scores(newcomers)[halves[0]]
+    def raw_scores(outputs):  # each face's raw number for its closest model character
+        return Scorer.model_raw(outputs).max(axis=1)
+
+    raw_known, raw_unknown = raw_scores(val_outputs), raw_scores(unknown_faces["calibration"])
+    raw_newcomers = raw_scores(newcomers)[halves[0]]
     raw_strangers = [raw_unknown, raw_newcomers]
     if scene_faces and len(scene_faces["calibration"].probabilities):
-        raw_strangers.append(recognizer.raw_scores(scene_faces["calibration"]))
+        raw_strangers.append(raw_scores(scene_faces["calibration"]))
     if portraits:
-        raw_strangers.append(recognizer.raw_scores(portraits["calibration"]))
-    right = naming_scores(val_outputs).argmax(axis=1) == val_labels
+        raw_strangers.append(raw_scores(portraits["calibration"]))
+    right = Scorer.model_raw(val_outputs).argmax(axis=1) == val_labels
     negatives = np.concatenate(raw_strangers)
     model_curve = fit_monotone(np.r_[raw_known, negatives], np.r_[right, np.zeros(len(negatives), bool)])
     # The threshold rejects `target` of each kind of stranger: `unknown/`, the few-shot
@@ -126,8 +128,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
     threshold = float(np.ceil(round(float(model_curve(max(np.quantile(raw, target) for raw in raw_strangers))) * 100, 6))
                       / 100)
 
-    def score(outputs):  # the new curve, whatever the card said before
-        return model_curve(recognizer.raw_scores(outputs))
+    scorer = scorer.replace(model_curve=model_curve)  # the new curve, whatever the card said before
 
     # The gallery's curve, on episodes from the calibration quarter of each few-shot character.
     cosines, gallery_right = [], []
@@ -139,39 +140,43 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
     stranger_cosines = [[] for _ in stranger_kinds]
     for shots in SHOTS:
         for _ in range(max(1, draws // 4)):
-            episode = draw_episode(newcomers.embeddings, few.labels, halves[0], shots, rng, skip_small=True)
+            episode = draw_episode(few.labels, halves[0], shots, rng, skip_small=True)
             if episode is None:
                 continue
-            prototypes, queries, query_labels = episode
+            classes, enrolled, queries, query_labels = episode
+            gallery = enrol(newcomers.embeddings, enrolled, [few.classes[c] for c in classes],
+                            newcomers.embeddings.shape[1])
             for embeddings, labels in ((newcomers.embeddings[queries], query_labels),
                                        (unknown_faces["calibration"].embeddings, None),
                                        (val_outputs.embeddings, None)):
-                similarity = embeddings @ prototypes.T
-                cosines.append(normalise(similarity.max(axis=1), embeddings))
+                similarity = gallery.cosines(embeddings)
+                cosines.append(scorer.gallery_raw(similarity.max(axis=1), embeddings))
                 gallery_right.append(similarity.argmax(axis=1) == labels if labels is not None
                                      else np.zeros(len(embeddings), bool))
             for kind, embeddings in zip(stranger_cosines, stranger_kinds):
-                kind.append(normalise((embeddings @ prototypes.T).max(axis=1), embeddings))
+                kind.append(scorer.gallery_raw(gallery.cosines(embeddings).max(axis=1), embeddings))
     # The gallery's own threshold rejects `target` of each kind of stranger; its curve's slope
     # is fitted on the episodes, and the curve is placed so that its threshold lands on the
     # model's: one slider then serves both sources.
     fitted = fit_logistic(np.concatenate(cosines), np.concatenate(gallery_right))
     gallery_threshold = max(float(np.quantile(np.concatenate(kind), target)) for kind in stranger_cosines)
     slope = fitted.slope if fitted.slope > 0 else 10.0
-    gallery_curve = GalleryScore(Logistic(slope, float(np.log(threshold / (1 - threshold))) - slope * gallery_threshold),
-                                 cohort, COHORT_TOP)
+    gallery_curve = Logistic(slope, float(np.log(threshold / (1 - threshold))) - slope * gallery_threshold)
+    scorer = scorer.replace(gallery_curve=gallery_curve)
+    characters = recognizer.characters
+
+    def named(outputs, labels):  # named right and at least at the threshold, as the page names
+        index, score = best_names(outputs, scorer, characters)
+        return (index == labels) & (score >= threshold)
 
     # Judged on faces used for nothing above.
     test_outputs, test_labels = known["test"]
-    known_scores = score(test_outputs)
-    known_named = (naming_scores(test_outputs).argmax(axis=1) == test_labels) & (known_scores >= threshold)
-    unknown_scores = score(unknown_faces["test"])
-    clean_outputs = recognizer.run(faces.images[split["test"]])
-    clean_named = ((naming_scores(clean_outputs).argmax(axis=1) == test_labels)
-                   & (score(clean_outputs) >= threshold))
+    test_index, known_scores = best_names(test_outputs, scorer, characters)
+    known_named = named(test_outputs, test_labels)
+    _, unknown_scores = best_names(unknown_faces["test"], scorer, characters)
+    clean_named = named(recognizer.run(faces.images[split["test"]]), test_labels)
     fpr, tpr, _ = roc_curve(known_scores, unknown_scores)
-    _, named_tpr, _ = roc_curve(np.where(naming_scores(test_outputs).argmax(axis=1) == test_labels, known_scores, -1.0),
-                                unknown_scores)
+    _, named_tpr, _ = roc_curve(np.where(test_index == test_labels, known_scores, -1.0), unknown_scores)
     result = {
         "score": "calibrated chance that the name is right: a monotone curve (isotonic regression) of the cosine "
                  "to the nearest prototype of the model's cosine head, or a logistic curve of the normalised cosine "
@@ -182,30 +187,30 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=0.92, draw
         "target_unknown_rejection": target,
         "degraded_to_px": DEGRADED_SIZE,
         "model": model_curve.to_dict(),
-        "gallery": gallery_curve.curve.to_dict(),
+        "gallery": gallery_curve.to_dict(),
         "gallery_cohort": {"file": COHORT_FILE, "centres": int(len(cohort)), "top": COHORT_TOP,
                            "faces": int(sum(len(f) for f in cohort_faces))},
-        "gallery_threshold_normalised_cosine": round(float(gallery_curve.curve.raw_at(threshold)), 4),
+        "gallery_threshold_normalised_cosine": round(float(gallery_curve.raw_at(threshold)), 4),
         "model_threshold_raw": round(float(model_curve.raw_at(threshold)), 4),
-        "auroc_known_vs_unknown": round(auroc(recognizer.raw_scores(test_outputs), recognizer.raw_scores(unknown_faces["test"])), 4),
+        "auroc_known_vs_unknown": round(auroc(raw_scores(test_outputs), raw_scores(unknown_faces["test"])), 4),
         "test": {
             "known_faces": int(len(test_labels)),
             "unknown_faces": int(len(unknown_scores)),
             "unknown_labelled_unknown": round(float((unknown_scores < threshold).mean()), 4),
             "known_keep_correct_name": round(float(known_named.mean()), 4),
             "known_keep_correct_name_at_full_size": round(float(clean_named.mean()), 4),
-            "known_accuracy_ignoring_threshold": round(float((naming_scores(test_outputs).argmax(axis=1) == test_labels).mean()), 4),
+            "known_accuracy_ignoring_threshold": round(float((test_index == test_labels).mean()), 4),
         },
     }
     if portraits:
         result["test"]["strangers"] = int(len(portraits["test"].embeddings))
-        result["test"]["strangers_labelled_unknown"] = round(float((score(portraits["test"]) < threshold).mean()), 4)
-    result["fewshot"] = judge_fewshot(score, newcomers, few, halves[1], unknown_faces["test"],
-                                      (test_outputs, test_labels), threshold, gallery_curve, draws, rng,
+        result["test"]["strangers_labelled_unknown"] = round(float((best_names(portraits["test"], scorer, characters)[1] < threshold).mean()), 4)
+    result["fewshot"] = judge_fewshot(scorer, characters, newcomers, few, halves[1], unknown_faces["test"],
+                                      (test_outputs, test_labels), threshold, draws, rng,
                                       scene_faces["test"] if scene_faces else None)
     if scene_faces:
-        result["scenes"] = judge_scene_faces(scene_faces, score, threshold, (gallery_curve, newcomers, few))
-        result["non_faces"] = judge_non_faces(recognizer, score, threshold, scenes, scene_parts["test"],
+        result["scenes"] = judge_scene_faces(scene_faces, scorer, characters, threshold, newcomers, few)
+        result["non_faces"] = judge_non_faces(recognizer, scorer, threshold, scenes, scene_parts["test"],
                                               np.random.default_rng(seed + 3))
     np.save(model_path / COHORT_FILE, cohort.astype(np.float32), allow_pickle=False)
     _roc_png(fpr, tpr, named_tpr, result, model_path / ROC_FILE, recognizer.version)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from train import defaults  # noqa: E402  (NumPy-free constants; the commands import Keras themselves)
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m train", description=__doc__)
@@ -21,12 +23,12 @@ def main(argv=None):
     p.add_argument("--data", type=Path, required=True, help="folder with one sub-folder of crops per character")
     p.add_argument("--out", type=Path, required=True, help="model directory to write, e.g. models/default")
     p.add_argument("--arch", choices=("seed", "default"), default="default")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--image-size", type=int, default=80)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=defaults.EPOCHS)
+    p.add_argument("--image-size", type=int, default=defaults.IMAGE_SIZE)
+    p.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--learning-rate", type=float, default=2e-3)
-    p.add_argument("--patience", type=int, default=10, help="epochs without progress before stopping")
+    p.add_argument("--learning-rate", type=float, default=defaults.LEARNING_RATE)
+    p.add_argument("--patience", type=int, default=defaults.PATIENCE, help="epochs without progress before stopping")
     p.add_argument("--cache", type=Path, default=Path(".cache"), help="where decoded crops are cached")
     p.add_argument("--split", type=Path, help="reuse another model's split.json (to compare networks on the same faces)")
     p.add_argument("--unknown", type=Path, help="folder of faces of characters in no class: half train the "
@@ -45,6 +47,11 @@ def main(argv=None):
                    "network to be unsure of them and to tell them apart, the rest calibrate and judge")
     p.add_argument("--styles", type=float, default=0.0, metavar="FRACTION", help="share of each batch redrawn in "
                    "another drawing style: blur, sharpening, JPEG, line weight, posterised, grey (default 0)")
+    p.add_argument("--degrade", type=float, default=defaults.DEGRADE_FRACTION, metavar="FRACTION",
+                   help="share of known faces shrunk and enlarged back, as a small face reaches the model "
+                   f"(default {defaults.DEGRADE_FRACTION})")
+    p.add_argument("--degrade-sizes", type=int, nargs=2, default=defaults.DEGRADE_SIZES, metavar=("SMALLEST", "LARGEST"),
+                   help="the pixel sizes they are shrunk to, drawn at random (default %(default)s)")
     p.add_argument("--init-data", type=Path, help="where --init's characters are, when --data holds only new ones "
                    "(default: the shared data folder its card names)")
 
@@ -68,7 +75,8 @@ def main(argv=None):
     p.add_argument("--scenes", type=Path, help="illustrations whose detected faces should all be Unknown")
     p.add_argument("--strangers", type=Path, help="one face per character (strangers/): the parts the model did not "
                    "train on calibrate the threshold and the cohort, and judge")
-    p.add_argument("--target", type=float, default=0.92, help="share of calibration unknown faces to reject")
+    p.add_argument("--target", type=float, default=defaults.THRESHOLD_TARGET,
+                   help="share of each kind of calibration stranger to reject")
     p.add_argument("--draws", type=int, default=100, help="random few-shot episodes per k")
     p.add_argument("--embedding-layer", help="layer whose output is the gallery's face embedding (default: embedding)")
     p.add_argument("--cache", type=Path, default=Path(".cache"))
@@ -103,7 +111,7 @@ def main(argv=None):
                 patience=args.patience, cache_dir=args.cache, split_file=args.split, unknown=args.unknown,
                 init=args.init, init_data=args.init_data, contrastive=args.contrastive, non_faces=args.non_faces,
                 frozen_backbone=args.frozen_backbone, precision=args.precision, strangers=args.strangers,
-                style_fraction=args.styles)
+                style_fraction=args.styles, degrade_fraction=args.degrade, degrade_sizes=tuple(args.degrade_sizes))
         except (AnimerecError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

@@ -7,7 +7,7 @@ from PIL import Image, ImageDraw, ImageFont
 def classification_metrics(scores, labels, classes):
     """Accuracy, macro accuracy (mean per-class recall), top-5 accuracy and per-class recall.
 
-    scores: (N, C) float, the largest naming the face (`animerec.model.naming_scores`).
+    scores: (N, C) float, the largest naming the face (`animerec.scoring.naming_scores`).
     labels: (N,) int indices into `classes`.
     Returns a JSON-ready dict; classes with no examples are left out of the macro mean.
     """
@@ -65,7 +65,7 @@ def confusion_png(matrix, classes, path, title=""):
 def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False, styles=False):
     """Run a model directory over folder-per-class crops; returns the metrics dict and writes
     the confusion matrix PNG (default: `confusion.png` beside the model directory). Each face is
-    named as the page names it (`animerec.model.naming_scores`).
+    named as the page names it (`animerec.scoring.naming_scores`).
 
     Folders whose name the model does not know are counted as always wrong. `part` ("train",
     "val" or "test") keeps only the crops the model directory's `split.json` put there, so
@@ -79,7 +79,8 @@ def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False
     """
     from pathlib import Path
 
-    from animerec.model import load_recognizer, naming_scores
+    from animerec.model import load_recognizer
+    from animerec.scoring import naming_scores
     from animerec.recognize import colourless
     from train.dataset import FaceSet, greyscale, list_images, load_faces, read_split
 

@@ -1,10 +1,12 @@
-"""Few-shot episodes on the gallery's embeddings: enrol k faces of each new character, name the
-rest, with the model's characters and the unknown rule still in play (open-set)."""
+"""Few-shot episodes judged as the page judges: enrol k faces of each new character in a
+`Gallery`, name the rest by the library's own rule (`animerec.recognize.candidates`), with the
+model's characters and the unknown rule still in play (open-set)."""
 
 import numpy as np
 
-from animerec.model import naming_scores
-from animerec.recognize import gallery_score
+from animerec.gallery import Gallery
+from animerec.model import Outputs
+from animerec.recognize import candidates, outputs_analysis
 
 SHOTS = (1, 3, 5)
 
@@ -21,61 +23,69 @@ def split_each_class(labels, rng, share):
     return np.array(sorted(first)), np.array(sorted(second))
 
 
-def draw_episode(embeddings, labels, pool, shots, rng, skip_small=False):
+def take(outputs, index):
+    """The Outputs of the faces at `index`."""
+    return Outputs(*(None if part is None else part[index] for part in outputs))
+
+
+def best_names(outputs, scorer, characters, gallery=None):
+    """(index of each face's best candidate, its score), by the page's own rule: the model's
+    `characters` are indices 0..C-1, the gallery's enrolled characters follow in its order."""
+    return candidates(outputs_analysis(outputs, scorer), characters, gallery, scorer).best()
+
+
+def enrol(embeddings, groups, names, dimension):
+    """A Gallery of one character per group of row indices of `embeddings`, as the page enrols."""
+    gallery = Gallery("judging", dimension)
+    for name, rows in zip(names, groups):
+        gallery.add(name, embeddings[rows])
+    return gallery
+
+
+def draw_episode(labels, pool, shots, rng, skip_small=False):
     """Draw `shots` faces per class from `pool` to enrol; the rest of the pool are queries.
-    Returns (prototypes (C, D), query indices, query labels as class positions), or None when a
-    class has too few faces (with `skip_small`, such classes are left out of the episode)."""
+    Returns (classes, faces to enrol per class, query indices, query labels as class positions),
+    or None when a class has too few faces (with `skip_small`, such classes are left out)."""
     classes = np.array([c for c in np.unique(labels[pool]) if not skip_small or (labels[pool] == c).sum() > shots])
     if len(classes) == 0:
         return None
-    prototypes, queries = [], []
+    enrolled, queries = [], []
     for c in classes:
         members = rng.permutation(pool[labels[pool] == c])
         if len(members) <= shots:
             return None
-        mean = embeddings[members[:shots]].mean(axis=0)
-        prototypes.append(mean / max(np.linalg.norm(mean), 1e-12))
+        enrolled.append(members[:shots])
         queries.extend(members[shots:])
     queries = np.array(queries)
-    positions = np.searchsorted(classes, labels[queries])
-    return np.stack(prototypes), queries, positions
+    return classes, enrolled, queries, np.searchsorted(classes, labels[queries])
 
 
-def judge_fewshot(score_of, newcomers, few, pool, unknown_outputs, known, threshold, curve, draws, rng,
+def judge_fewshot(scorer, characters, newcomers, few, pool, unknown_outputs, known, threshold, draws, rng,
                   scene_outputs=None):
     """k-shot accuracy among new characters with the model and the unknown rule in play, and
     what the gallery does to unknown and known faces (and to the faces found in the held-out
     scenes), on the held-out half."""
-    model_scores = score_of(newcomers)
-    unknown_model = score_of(unknown_outputs)
     known_outputs, known_labels = known
-    known_model = score_of(known_outputs)
-    known_right = naming_scores(known_outputs).argmax(axis=1) == known_labels
-    scene_model = score_of(scene_outputs) if scene_outputs is not None else None
+    dimension = newcomers.embeddings.shape[1]
     table = {}
     for shots in SHOTS:
         accuracy, closed, rejected, kept, scenes_rejected = [], [], [], [], []
         for _ in range(draws):
-            episode = draw_episode(newcomers.embeddings, few.labels, pool, shots, rng)
+            episode = draw_episode(few.labels, pool, shots, rng)
             if episode is None:
                 continue
-            prototypes, queries, positions = episode
-
-            def best(embeddings):
-                similarity = embeddings @ prototypes.T
-                return similarity.argmax(axis=1), gallery_score(similarity.max(axis=1), embeddings, curve)
-
-            nearest, score = best(newcomers.embeddings[queries])
-            closed.append(np.mean(nearest == positions))
-            gallery_wins = score > model_scores[queries]
-            accuracy.append(np.mean(gallery_wins & (nearest == positions) & (score >= threshold)))
-            _, score = best(unknown_outputs.embeddings)
-            rejected.append(np.mean(np.maximum(score, unknown_model) < threshold))
-            _, score = best(known_outputs.embeddings)
-            kept.append(np.mean(known_right & (known_model >= score) & (known_model >= threshold)))
+            classes, enrolled, queries, positions = episode
+            gallery = enrol(newcomers.embeddings, enrolled, [few.classes[c] for c in classes], dimension)
+            index, score = best_names(take(newcomers, queries), scorer, characters, gallery)
+            accuracy.append(np.mean((index == len(characters) + positions) & (score >= threshold)))
+            closed.append(np.mean(gallery.cosines(newcomers.embeddings[queries]).argmax(axis=1) == positions))
+            _, score = best_names(unknown_outputs, scorer, characters, gallery)
+            rejected.append(np.mean(score < threshold))
+            index, score = best_names(known_outputs, scorer, characters, gallery)
+            kept.append(np.mean((index == known_labels) & (score >= threshold)))
             if scene_outputs is not None and len(scene_outputs.embeddings):
-                _, score = best(scene_outputs.embeddings)
-                scenes_rejected.append(np.mean(np.maximum(score, scene_model) < threshold))
+                _, score = best_names(scene_outputs, scorer, characters, gallery)
+                scenes_rejected.append(np.mean(score < threshold))
         if not accuracy:
             continue  # a character has no more than `shots` held-out faces
         table[f"{shots}-shot"] = {

@@ -13,13 +13,15 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from animerec.model import Outputs, naming_scores, outputs_model, predict
+from animerec.model import Outputs, outputs_model, predict
+from animerec.scoring import naming_scores
 from train.architectures import COSINE_SCALE, make_model
-from train.batches import (DEGRADE_FRACTION, DEGRADE_SIZE, NON_FACES_PER_BATCH, STRANGERS_PER_BATCH, UNKNOWN_PER_BATCH,
-                           UNKNOWN_WEIGHT, TrainingBatches)
+from train.batches import TrainingBatches
 from train.batchnorm import recalibrate_batch_norm
 from train.dataset import (STRANGER_FRACTIONS, load_faces, load_unlabelled, read_split, read_unknown_split, split_indices,
                            split_unlabelled)
+from train.defaults import (BATCH_SIZE, DEGRADE_FRACTION, DEGRADE_SIZES, EPOCHS, IMAGE_SIZE, LEARNING_RATE,
+                            NON_FACES_PER_BATCH, PATIENCE, STRANGERS_PER_BATCH, UNKNOWN_PER_BATCH, UNKNOWN_WEIGHT)
 from train.devices import compile_whole_steps, cpu_count, setup_devices
 from train.evaluate import classification_metrics, confusion_matrix, confusion_png
 from train.export import write_model_dir
@@ -29,10 +31,11 @@ from train.nonfaces import training_non_faces
 from train.progress import RUN_FILE, WORK_DIR, EpochClock, MacroAccuracy, claim_work_dir, read_history
 
 
-def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed=0,
-        learning_rate=2e-3, patience=10, cache_dir=".cache", split_file=None, unknown=None,
+def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, seed=0,
+        learning_rate=LEARNING_RATE, patience=PATIENCE, cache_dir=".cache", split_file=None, unknown=None,
         init=None, init_data=None, contrastive=0.0, non_faces=None, frozen_backbone=False, precision=None,
-        strangers=None, style_fraction=0.0, log=print):
+        strangers=None, style_fraction=0.0, degrade_fraction=DEGRADE_FRACTION, degrade_sizes=DEGRADE_SIZES,
+        log=print):
     """Train `arch` on the crops under `data` and write the model directory `out`.
 
     Splits per class with `seed` (near-duplicates kept together), weighs classes by the inverse
@@ -51,7 +54,8 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     `strangers` is a folder of one face per character (`strangers/`): 60 % of them join training
     with a uniform target, each its own identity for the contrastive loss; the rest is kept for
     calibrating and judging (see `train.dataset.STRANGER_FRACTIONS`). `style_fraction` of each
-    batch is redrawn in another drawing style (`train.styles`).
+    batch is redrawn in another drawing style (`train.styles`). `degrade_fraction` of known faces
+    are shrunk to a size drawn from `degrade_sizes` (smallest, largest) and enlarged back.
     `frozen_backbone` (with `init`) trains only the layers after the pooled features.
     `precision` forces the training policy (see `train.devices.setup_devices`); the saved model
     is float32 either way. Returns the card (a dict).
@@ -65,7 +69,8 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
            "seed": seed, "learning_rate": learning_rate, "split": str(split_file), "unknown": str(unknown),
            "init": str(init), "init_data": str(init_data), "contrastive": contrastive,
            "non_faces": str(non_faces), "frozen_backbone": frozen_backbone, "precision": str(precision),
-           "strangers": str(strangers), "style_fraction": style_fraction}
+           "strangers": str(strangers), "style_fraction": style_fraction,
+           "degrade_fraction": degrade_fraction, "degrade_sizes": list(degrade_sizes)}
     claim_work_dir(work, run, log)
     keras.utils.set_random_seed(seed)
 
@@ -126,7 +131,8 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
                               unknown_images[unknown_split["train"]] if unknown else unknown_images, seed,
                               identities=bool(contrastive), non_faces=non_face_images,
                               strangers=stranger_images[stranger_split["train"]] if strangers else None,
-                              style_fraction=style_fraction)
+                              style_fraction=style_fraction, degrade_fraction=degrade_fraction,
+                              degrade_sizes=degrade_sizes)
     clock = EpochClock(work / "epoch_seconds.json")
     best = work / "best.weights.h5"
     checkpoint = keras.callbacks.ModelCheckpoint(best, monitor="val_macro_accuracy", mode="max",
@@ -206,7 +212,7 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
             + (f"; supervised contrastive loss on the pooled features (weight {contrastive}, temperature 0.1, "
                "each unknown face, stranger and picture with no face its own identity)" if contrastive else ""),
             "augmentation": f"in the model (flip, rotation, zoom, shift, brightness, contrast, saturation); "
-            f"{DEGRADE_FRACTION:.0%} of known faces shrunk to {DEGRADE_SIZE} px and back"
+            f"{degrade_fraction:.0%} of known faces shrunk to {_px(degrade_sizes)} and back"
             + (f"; {style_fraction:.0%} of every batch redrawn in another style (blur, sharpening, JPEG, "
                "line weight, posterised, grey)" if style_fraction else ""),
             "initialised_from": str(init) if init else None,
@@ -234,6 +240,11 @@ def fit(data, out, arch="default", epochs=40, image_size=80, batch_size=64, seed
     (work / RUN_FILE).write_text(json.dumps({**run, "finished": True}, indent=1))  # nothing left to resume
     confusion_png(matrix, faces.classes, out / "confusion.png", title=f"{out.name}: test split")
     return card
+
+
+def _px(sizes):
+    low, high = sizes
+    return f"{low} px" if low == high else f"{low}-{high} px"
 
 
 def _naming_scores(model, images, flip_average, batch_size=256):

@@ -106,7 +106,7 @@ def _overlap(a, b):
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
-def judge_non_faces(recognizer, score_of, threshold, scenes, test_paths, rng, synthetic=400):
+def judge_non_faces(recognizer, scorer, threshold, scenes, test_paths, rng, synthetic=400):
     """How many pictures with no face are called Unknown when taken whole as one face: squares
     from the held-out illustrations `test_paths` and fresh synthetic pictures, scored as the page
     scores them (a picture with no line in it scores 0: `animerec.recognize.featureless`)."""
@@ -115,7 +115,7 @@ def judge_non_faces(recognizer, score_of, threshold, scenes, test_paths, rng, sy
              "synthetic": synthetic_non_faces(synthetic, size, rng)}
     judged = {}
     for kind, images in kinds.items():
-        scores = np.concatenate([score_of(recognizer.run(images[i:i + 256])) for i in range(0, len(images), 256)])
+        scores = np.concatenate([scorer.best(recognizer.run(images[i:i + 256])) for i in range(0, len(images), 256)])
         scores[featureless(images)] = 0.0  # as the page scores them (`animerec.recognize.name_faces`)
         judged[kind] = {"pictures": int(len(images)), "labelled_unknown": round(float((scores < threshold).mean()), 4)}
     return judged

@@ -11,7 +11,7 @@ from animerec.crop import crop_faces
 from animerec.decode import decode_image
 from animerec.detect import load_detector
 from animerec.errors import ImageError
-from animerec.recognize import gallery_score
+from train.fewshot import best_names, enrol
 
 
 def scene_halves(scenes, seed=0):
@@ -61,17 +61,16 @@ def detected_faces(recognizer, halves):
     return found
 
 
-def judge_scene_faces(scene_faces, score_of, threshold, gallery):
+def judge_scene_faces(scene_faces, scorer, characters, threshold, newcomers, few):
     """How many faces found in the held-out scenes are called Unknown, with the model alone
-    and with all eight few-shot characters enrolled from every one of their faces."""
+    and with all the few-shot characters enrolled from every one of their faces."""
     outputs = scene_faces["test"]
-    model = score_of(outputs)
-    curve, newcomers, few = gallery
-    prototypes = np.stack([newcomers.embeddings[few.labels == c].mean(axis=0) for c in range(len(few.classes))])
-    prototypes /= np.linalg.norm(prototypes, axis=1, keepdims=True)
-    both = np.maximum(model, gallery_score((outputs.embeddings @ prototypes.T).max(axis=1), outputs.embeddings, curve))
-    return {"images": scene_faces["test_images"], "faces_found": int(len(model)),
+    _, alone = best_names(outputs, scorer, characters)
+    gallery = enrol(newcomers.embeddings, [np.nonzero(few.labels == c)[0] for c in range(len(few.classes))],
+                    few.classes, newcomers.embeddings.shape[1])
+    _, both = best_names(outputs, scorer, characters, gallery)
+    return {"images": scene_faces["test_images"], "faces_found": int(len(alone)),
             "calibration_images": scene_faces["calibration_images"],
             "calibration_faces": int(len(scene_faces["calibration"].probabilities)),
-            "labelled_unknown": round(float((model < threshold).mean()), 4),
+            "labelled_unknown": round(float((alone < threshold).mean()), 4),
             "labelled_unknown_with_fewshot_gallery": round(float((both < threshold).mean()), 4)}
