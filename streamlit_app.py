@@ -5,7 +5,6 @@ plain values; the compute is the `animerec` library's; the detector and the mode
 once per server, and the network runs once per (image, detector settings).
 """
 
-import gc
 import hashlib
 import io
 import json
@@ -22,11 +21,12 @@ from animerec.decode import decode_image
 from animerec.detect import DetectorSettings, load_detector
 from animerec.draw import display_copy, draw_faces, face_colour
 from animerec.errors import AnimerecError, ModelError
-from animerec.gallery import MAX_ENROL_IMAGES, TAKEN_WHOLE, Gallery, enrolment_crops
+from animerec.gallery import MAX_ENROL_IMAGES, Gallery
 from animerec.model import known_in_words, load_recognizer, read_card
 from animerec.paths import DEFAULT_MODEL_DIR, IMAGE_EXTENSIONS, model_dir
-from animerec.recognize import (BELOW_THRESHOLD, NO_LINE, NO_MODEL, NOBODY_CLOSE, analyse, default_threshold,
-                                name_faces, round_threshold, to_dict)
+from animerec.recognize import (BELOW_THRESHOLD, NO_LINE, NO_MODEL, NOBODY_CLOSE, TAKEN_WHOLE, analyse, default_threshold,
+                                enrolment_crops, name_faces, round_threshold, to_dict)
+from animerec.server import tune_for_one_model
 
 log = logging.getLogger("animerec")
 if not log.handlers:  # show the library's load and forward-pass lines in the server's log
@@ -59,32 +59,14 @@ def get_recognizer():
     """The model, or None when the default model directory is simply not there yet."""
     if model_dir() == DEFAULT_MODEL_DIR and not DEFAULT_MODEL_DIR.exists():
         return None
-    recognizer = load_recognizer()
-    keep_keras_state()
-    freeze_the_loaded_heap()
-    return recognizer
+    return load_recognizer()
 
 
-def keep_keras_state():
-    """Stop Streamlit from clearing Keras after every script run.
-
-    Streamlit calls `keras.backend.clear_session()` at the end of each run, for apps that build
-    a model per run. This page loads one model per server, so the call only costs: a full garbage
-    collection (190 ms holding the GIL on the 2-core machine) and a flushed TensorFlow kernel
-    cache (the next forward pass about 100 ms slower), and every session's run queues behind
-    them (python -m webtest.load, README). Nothing here builds Keras layers per run.
-    """
-    import keras
-
-    keras.backend.clear_session = lambda free_memory=True: None
-
-
-def freeze_the_loaded_heap():
-    """Hide what is loaded now (TensorFlow, the model: kept for the server's life) from Python's
-    garbage collector. Otherwise each automatic full collection walks all of it, about 200 ms
-    holding the GIL, while every session waits. With it frozen, 16 sessions at once got their
-    results at p95 11.4 s instead of 13.5 s (python -m webtest.load)."""
-    gc.freeze()
+@st.cache_resource(show_spinner=False)
+def tune_the_server():
+    """Once per server, when the model is loaded: Keras's clear_session, which Streamlit calls
+    after every run, made a no-op, and the loaded heap frozen (`animerec.server`)."""
+    tune_for_one_model()
 
 
 def current_recognizer():
@@ -152,6 +134,8 @@ def main():
         st.error(str(error))
         st.stop()
     recognizer = recognizer_ui()
+    if recognizer is not None:
+        tune_the_server()
     threshold, top_k, settings = sidebar_ui(recognizer)
     gallery_ui(recognizer, settings)
     with upload_tab:
@@ -433,8 +417,8 @@ def _chart(face, colour, threshold):
     their display names), best on top, with the threshold as a dashed mid-grey line, seen on
     light and dark themes, drawn over them (there are no gridlines for it to hide on): a face is
     named only when its top bar reaches the line. Written as a plain dict, not built with
-    Altair: Altair's objects and schema check cost about 14 ms per chart on the server, and
-    every session's rerun waits for them."""
+    Altair: Altair's objects and schema check cost time per chart on the server, and every
+    session's rerun waits for them."""
     rows = [{"character": c.name, "score": c.score} for c in face.top_k]
     # The same ticks on every chart, and no gridlines.
     score_axis = {"format": "%", "title": None, "values": [0, 0.5, 1], "grid": False}

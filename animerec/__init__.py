@@ -30,9 +30,9 @@ from animerec.errors import (
     NotAnImageError,
     TruncatedImageError,
 )
-from animerec.gallery import Gallery, enrolment_crops
+from animerec.gallery import Gallery
 from animerec.model import Character, Recognizer, load_recognizer
-from animerec.recognize import Analysis, Recognition, analyse, name_faces, recognize
+from animerec.recognize import Analysis, Recognition, analyse, enrolment_crops, name_faces, recognize
 
 __all__ = [
     "AnimerecError", "Analysis", "Box", "CascadeError", "Character", "DetectorSettings",

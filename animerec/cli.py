@@ -154,7 +154,8 @@ def characters_main(argv):
 
 def enroll_main(argv):
     """`enroll`: add a character to a gallery file. Returns the exit status."""
-    from animerec.gallery import MAX_ENROL_IMAGES, TAKEN_WHOLE, Gallery, enrolment_crops
+    from animerec.gallery import MAX_ENROL_IMAGES, Gallery
+    from animerec.recognize import TAKEN_WHOLE, enrolment_crops
 
     args = build_enroll_parser().parse_args(argv)
     problem = _check_detector_arguments(args) or (

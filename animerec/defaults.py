@@ -1,6 +1,6 @@
 """Every default the page, the command line and the trainer share, in one place."""
 
-# Detection, chosen on ../shared/data/scenes by `python -m animerec.bench detection` (the
+# Detection, chosen on ../shared/data/scenes by `python -m measure detection` (the
 # README's table has the figures): upstream's settings on the full image miss tilted and many
 # other faces and are slow. A coarser scale step with fewer neighbours on a 448 px copy, plus two
 # cheap passes on a small copy turned 20 degrees each way, find more faces, as precisely, in a
@@ -26,7 +26,7 @@ CROP_MARGIN = 0.2  # of the box's width and height, added on every side
 # people's boxes take in the forehead and the top of the head. The outline is this many times
 # the box's side, its centre raised by this share of the box's height: medians of the 165 boxes
 # the detector matched in one half of ../shared/data/scenes, checked on the other half (`python
-# -m animerec.bench detection` gives both figures).
+# -m measure detection` gives both figures).
 OUTLINE_SCALE = 1.17
 OUTLINE_RAISE = 0.24
 
@@ -35,7 +35,7 @@ THRESHOLD = 0.5  # used when the model's card names none
 TOP_K = 3
 # An Unknown face whose closest character scored at least this share of the threshold is a near
 # miss, and the page names that character as the closest; below it, nobody the model knows looks
-# like the face (most strangers score 1-2 %), and the page says just that.
+# like the face, and the page says just that.
 NEAR_MISS = 0.5
 # A crop whose mean absolute Laplacian (grey levels per pixel, at the model's input size) is
 # below this has no line in it: a flat colour or a smooth gradient, never a face. All 10,131

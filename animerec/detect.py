@@ -32,7 +32,7 @@ def iou(a, b):
 
 class DetectorSettings(NamedTuple):
     """Where and how hard the cascade looks. The defaults are the page's (chosen by
-    `python -m animerec.bench detection`); the sidebar and the command line read them from here.
+    `python -m measure detection`); the sidebar and the command line read them from here.
 
     scale_factor: step between the cascade's scales (smaller finds more, slower).
     min_neighbors: overlapping hits a face needs (fewer finds more, with more false faces).

@@ -12,8 +12,6 @@ import io
 import re
 import unicodedata
 import zipfile
-from typing import NamedTuple
-
 import numpy as np
 
 from animerec.errors import GalleryError
@@ -173,49 +171,3 @@ class Gallery:
         except OSError as error:
             raise GalleryError(f"Cannot read the gallery {path} ({error.strerror or error}): check the path.") from None
         return cls.from_bytes(data)
-
-
-NO_LINE = "no line in it (one flat colour or a smooth gradient), so no face to learn from"
-TAKEN_WHOLE = "no face found, so the whole picture was taken as the face"
-
-
-class Enrolment(NamedTuple):
-    """What `enrolment_crops` made of the pictures.
-
-    crops: (K, S, S, 3) uint8, one per picture kept.
-    left_out: {index of a picture left out: why} (NO_LINE).
-    taken_whole: indices of the pictures in which the detector found no face, so that the whole
-    picture is the face (most such pictures are already face crops).
-    """
-
-    crops: np.ndarray
-    left_out: dict
-    taken_whole: list
-
-
-def enrolment_crops(images, detector, size, detect=True, settings=None):
-    """One crop per image to enrol: the largest face the detector finds (with the page's
-    margin), or the whole image when it finds none or `detect` is False. A crop that is
-    nobody's face (`animerec.recognize.featureless`) is left out: it would only blur the
-    character's mean. Returns an Enrolment."""
-    from animerec import defaults
-    from animerec.crop import crop_faces
-    from animerec.detect import Box, DetectorSettings
-    from animerec.recognize import featureless
-
-    crops, left_out, taken_whole = [], {}, []
-    for i, image in enumerate(images):
-        boxes = detector.detect(image, settings or DetectorSettings()) if detect else []
-        if boxes:
-            box = max(boxes, key=lambda b: b.w * b.h)
-            crop = crop_faces(image, [box], size, margin=defaults.CROP_MARGIN)[0]
-        else:
-            height, width = image.shape[:2]
-            crop = crop_faces(image, [Box(0, 0, width, height)], size, margin=0.0)[0]
-        if featureless(crop[None])[0]:
-            left_out[i] = NO_LINE
-            continue
-        if detect and not boxes:
-            taken_whole.append(i)
-        crops.append(crop)
-    return Enrolment(np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8), left_out, taken_whole)

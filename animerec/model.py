@@ -100,7 +100,7 @@ class Recognizer:
         crops: (N, S, S, 3) uint8 RGB with S == `input_size`. Returns Outputs; (0, C) and (0, D)
         for an empty batch. All faces go through one `predict_on_batch` call: for the small
         batches of a page it is several times faster than `predict` or a plain call (see
-        `python -m animerec.bench`). When the card says `flip_average`, each crop's mirror image
+        `python -m measure`). When the card says `flip_average`, each crop's mirror image
         goes into the same call and the two answers are averaged.
         """
         crops = np.asarray(crops)
@@ -242,7 +242,7 @@ def load_recognizer(path=None, engine="keras"):
         raise ModelError(f"{path / COHORT_FILE} holds embeddings of size {cohort.shape[1]} but the model's are of size "
                          f"{recognizer.embedding_size}: recalibrate it with `python -m train calibrate`.")
     # The first call traces the prediction function, and the first call with another batch
-    # size traces it once more with the batch size left open (about 0.3 s each): pay both here,
+    # size traces it once more with the batch size left open: pay both here,
     # once, not in the first visitors' requests. Not counted as forward passes.
     size = recognizer.input_size
     for faces in (1, 2) if recognizer.engine == "keras" else ():

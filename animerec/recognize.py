@@ -111,6 +111,47 @@ def analyse(image, detector, recognizer=None, settings=DetectorSettings(), detec
                     featureless(crops), colourless(crops))
 
 
+WITHOUT_LINES = "no line in it (one flat colour or a smooth gradient), so no face to learn from"
+TAKEN_WHOLE = "no face found, so the whole picture was taken as the face"
+
+
+class Enrolment(NamedTuple):
+    """What `enrolment_crops` made of the pictures.
+
+    crops: (K, S, S, 3) uint8, one per picture kept.
+    left_out: {index of a picture left out: why} (WITHOUT_LINES).
+    taken_whole: indices of the pictures in which the detector found no face, so that the whole
+    picture is the face (most such pictures are already face crops).
+    """
+
+    crops: np.ndarray
+    left_out: dict
+    taken_whole: list
+
+
+def enrolment_crops(images, detector, size, detect=True, settings=None):
+    """One crop per image to enrol: the largest face the detector finds (with the page's
+    margin), or the whole image when it finds none or `detect` is False. A crop that is
+    nobody's face (`featureless`) is left out: it would only blur the
+    character's mean. Returns an Enrolment."""
+    crops, left_out, taken_whole = [], {}, []
+    for i, image in enumerate(images):
+        boxes = detector.detect(image, settings or DetectorSettings()) if detect else []
+        if boxes:
+            box = max(boxes, key=lambda b: b.w * b.h)
+            crop = crop_faces(image, [box], size, margin=defaults.CROP_MARGIN)[0]
+        else:
+            height, width = image.shape[:2]
+            crop = crop_faces(image, [Box(0, 0, width, height)], size, margin=0.0)[0]
+        if featureless(crop[None])[0]:
+            left_out[i] = WITHOUT_LINES
+            continue
+        if detect and not boxes:
+            taken_whole.append(i)
+        crops.append(crop)
+    return Enrolment(np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8), left_out, taken_whole)
+
+
 class Candidates(NamedTuple):
     """Every character a face could be named, the model's then the gallery's, for N faces.
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from animerec import DetectorSettings
-from animerec.bench import describe
+from measure.bench import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,7 +24,7 @@ def two_scenes(data, tmp_path):
 
 
 def bench(*args):
-    result = subprocess.run([sys.executable, "-m", "animerec.bench", *map(str, args)], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "measure", *map(str, args)], capture_output=True,
                             text=True, cwd=ROOT, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout

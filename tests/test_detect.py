@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from animerec import Box, DetectorSettings, decode_image, face_outline
-from animerec.bench import describe
+from measure.bench import describe
 from animerec.defaults import UPRIGHT_ONLY
 from animerec.detect import iou
-from animerec.detection_eval import match, read_boxes, score_detections
+from measure.detection import match, read_boxes, score_detections
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 

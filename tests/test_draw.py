@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from animerec import Box, draw_faces
-from animerec.detection_eval import read_boxes
+from measure.detection import read_boxes
 from animerec.draw import PALETTE, UNKNOWN_COLOUR, _overlap, caption_layout, display_copy, face_caption, face_colour
 from animerec.recognize import Recognition
 

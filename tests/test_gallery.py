@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from animerec.calibration import Logistic, auroc, fit_logistic
+from animerec.calibration import Logistic
 from animerec.detect import Box
 from animerec.errors import GalleryError
 from animerec.gallery import Gallery, slugify
 from animerec.model import Character, Outputs
 from animerec.recognize import Analysis, UNKNOWN, name_faces
 from animerec.scoring import MAX_SCORE, Scorer
+from measure.curves import auroc, fit_logistic
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -151,7 +152,8 @@ def test_the_gallery_cosine_is_lowered_by_how_close_a_face_is_to_the_strangers()
 
 
 def test_the_monotone_fit_follows_how_often_names_were_right_and_inverts():
-    from animerec.calibration import Monotone, curve_from_dict, fit_monotone
+    from animerec.calibration import Monotone, curve_from_dict
+    from measure.curves import fit_monotone
 
     rng = np.random.default_rng(0)
     raw = rng.uniform(-1, 1, 20000)
@@ -251,14 +253,14 @@ def test_enrol_refuses_bad_names_foreign_galleries_and_faceless_pictures(data, t
 
 
 def test_a_picture_with_no_face_found_is_enrolled_whole_and_a_blank_one_is_left_out(detector):
-    from animerec.gallery import NO_LINE, enrolment_crops
+    from animerec.recognize import WITHOUT_LINES, enrolment_crops
 
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 256, (120, 100, 3), dtype=np.uint8)  # lines everywhere, no face
     blank = np.full((120, 100, 3), 200, np.uint8)
     enrolment = enrolment_crops([noise, blank], detector, 80)
     assert enrolment.crops.shape == (1, 80, 80, 3)
-    assert enrolment.taken_whole == [0] and enrolment.left_out == {1: NO_LINE}
+    assert enrolment.taken_whole == [0] and enrolment.left_out == {1: WITHOUT_LINES}
     assert enrolment_crops([noise], detector, 80, detect=False).taken_whole == [], "asked for the whole picture"
 
 

@@ -13,12 +13,29 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from animerec import decode_image
-from animerec.detection_eval import read_boxes
+from measure.detection import read_boxes
 from animerec.paths import model_dir
 from conftest import encode
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 TIMEOUT = 180  # TensorFlow's import alone takes seconds on a 2-core machine
+
+
+@pytest.fixture(autouse=True)
+def page_process_changes_undone():
+    """The page tunes its process for a long-lived server (`animerec.server`: Keras's
+    clear_session made a no-op, the loaded heap frozen); undone after each test here, so the
+    tests that follow run in a process as they found it."""
+    import gc
+
+    import keras
+
+    from animerec.server import untune
+
+    clear_session = keras.backend.clear_session
+    yield
+    untune()
+    assert keras.backend.clear_session is clear_session and gc.get_freeze_count() == 0
 
 
 @pytest.fixture()

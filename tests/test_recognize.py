@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from animerec import Box, analyse, decode_image, name_faces, recognize
-from animerec.detection_eval import read_boxes
+from measure.detection import read_boxes
 from animerec.model import Character
 from animerec.recognize import Analysis, to_dict
 
@@ -52,6 +52,28 @@ def test_top_k_is_sorted_and_capped_at_the_number_of_characters():
 def test_candidates_tied_on_the_calibrated_scale_keep_the_networks_order():
     analysis = fake_analysis([[0.1, 0.6, 0.3]])._replace(scores=np.zeros((1, 3), np.float32))
     assert [c.slug for c in name_faces(analysis, CHARACTERS, top_k=3)[0].top_k] == ["b", "c", "a"]
+
+
+def test_the_vectorised_best_candidate_is_the_first_of_the_ranking_the_page_shows():
+    """The trainer judges by `Candidates.best`, the page shows `ranked`: one order, ties by
+    the network's own numbers."""
+    from animerec.gallery import Gallery
+    from animerec.recognize import candidates
+    from animerec.scoring import Scorer
+
+    rng = np.random.default_rng(1)
+    probabilities = rng.dirichlet(np.ones(3), 50).astype(np.float32)
+    scores = np.round(probabilities * 4) / 4  # many ties on the calibrated scale
+    embeddings = rng.normal(size=(50, 4)).astype(np.float32)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    gallery = Gallery("f", 4)
+    gallery.add("New", embeddings[:3])
+    analysis = Analysis([None] * 50, None, probabilities, embeddings, scores)
+    table = candidates(analysis, CHARACTERS, gallery, Scorer())
+    index, best = table.best()
+    np.testing.assert_array_equal(index, table.ranked(4)[:, 0])
+    np.testing.assert_array_equal(best, table.scores.max(axis=1))
+    assert table.slugs == ["a", "b", "c", "new"] and table.sources[-1] == "gallery"
 
 
 def test_without_a_model_faces_are_boxed_but_not_named():

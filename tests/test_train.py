@@ -553,3 +553,38 @@ def test_fit_says_in_one_line_when_the_scenes_for_non_faces_are_missing(shapes, 
                  "--cache", str(tmp_path / "cache"), "--non-faces", str(tmp_path / "nowhere")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "has 0 illustrations" in err and "\n" not in err
+
+
+def test_a_share_of_known_faces_is_shrunk_to_a_size_in_the_range_and_back():
+    from train.batches import TrainingBatches
+    from train.dataset import degrade
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(64) % 4
+    none = TrainingBatches(images, labels, 4, np.ones(64), 64, images[:0], seed=0, degrade_fraction=0.0)
+    np.testing.assert_array_equal(none[0][0], images[none.order])
+    every = TrainingBatches(images, labels, 4, np.ones(64), 64, images[:0], seed=0, degrade_fraction=1.0,
+                            degrade_sizes=(8, 16))
+    x = every[0][0]
+    originals = images[every.order]
+    assert not any(np.array_equal(a, b) for a, b in zip(x, originals)), "every face blurred"
+    # Each is exactly some size's round trip, and only sizes in the range occur.
+    sizes = [next(s for s in range(4, 33) if np.array_equal(degrade(o[None], s)[0], b)) for o, b in zip(originals, x)]
+    assert min(sizes) >= 8 and max(sizes) <= 16 and len(set(sizes)) > 3
+
+
+def test_a_training_run_that_fails_leaves_the_precision_policy_as_it_found_it():
+    import keras
+
+    from train.devices import restores_global_state
+
+    @restores_global_state
+    def failing_run():
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        raise RuntimeError("stopped half-way")
+
+    before = keras.mixed_precision.global_policy().name
+    with pytest.raises(RuntimeError):
+        failing_run()
+    assert keras.mixed_precision.global_policy().name == before == "float32"

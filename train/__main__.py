@@ -1,4 +1,4 @@
-"""`python -m train prepare|fit|evaluate|bench`."""
+"""`python -m train prepare|fit|calibrate|evaluate|pack|bench` (see `train.cli`)."""
 
 import sys
 

@@ -10,7 +10,7 @@ with `--split`, share their split, and the table says whether they do.
 import json
 from pathlib import Path
 
-from animerec.bench import inference_ms, machine, page_call, synthetic_scene
+from measure.bench import inference_ms, machine, page_call, synthetic_scene
 from animerec.model import load_recognizer
 
 

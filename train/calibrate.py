@@ -2,7 +2,7 @@
 
 For a model directory trained by `fit` (its `split.json` says which faces it never trained on):
 - the model's raw score (see `Scorer.model_raw`) is mapped to [0, 1] by a monotone curve
-  (isotonic regression: `animerec.calibration.fit_monotone`) fitted on validation faces of known characters, the calibration part of `unknown/`, the
+  (isotonic regression: `measure.curves.fit_monotone`) fitted on validation faces of known characters, the calibration part of `unknown/`, the
   calibration quarter of `fewshot/` and, given `scenes/`, the faces found in its calibration
   half, so the score reads as the chance that the name is right;
 - the default threshold is the lowest score below which `target` of those unknown faces fall,
@@ -38,10 +38,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from animerec.calibration import Logistic, auroc, fit_logistic, fit_monotone, roc_curve
+from animerec.calibration import Logistic
 from animerec.errors import ModelError
 from animerec.model import CARD_FILE, CARD_MARKDOWN, COHORT_FILE, LABELS_FILE, Outputs, load_recognizer, unit_rows
 from animerec.scoring import COHORT_TOP, Scorer
+from measure.curves import auroc, fit_logistic, fit_monotone, roc_curve
 from train.dataset import (STRANGER_FRACTIONS, degrade, load_faces, load_unlabelled, read_split, read_unknown_split,
                            split_unlabelled)
 from train.defaults import DEGRADED_SIZE, THRESHOLD_TARGET

@@ -2,6 +2,7 @@
 and the precision it trains in."""
 
 import contextlib
+import functools
 import os
 
 import keras
@@ -43,6 +44,21 @@ def setup_devices(precision=None):
     policy = precision or policy
     keras.mixed_precision.set_global_policy(policy)
     return devices, scope, policy
+
+
+def restores_global_state(function):
+    """`function`, with the global state `setup_devices` sets (Keras's precision policy and,
+    under JAX, its distribution) put back as it was when it returns or fails: a run that
+    stops half-way does not leave mixed precision to whatever runs next in the process."""
+    @functools.wraps(function)
+    def restoring(*args, **kwargs):
+        policy, distribution = keras.mixed_precision.global_policy(), keras.distribution.distribution()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            keras.mixed_precision.set_global_policy(policy)
+            keras.distribution.set_distribution(distribution)
+    return restoring
 
 
 def compile_whole_steps(model):

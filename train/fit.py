@@ -22,7 +22,7 @@ from train.dataset import (STRANGER_FRACTIONS, load_faces, load_unlabelled, read
                            split_unlabelled)
 from train.defaults import (BATCH_SIZE, DEGRADE_FRACTION, DEGRADE_SIZES, EPOCHS, IMAGE_SIZE, LEARNING_RATE,
                             NON_FACES_PER_BATCH, PATIENCE, STRANGERS_PER_BATCH, UNKNOWN_PER_BATCH, UNKNOWN_WEIGHT)
-from train.devices import compile_whole_steps, cpu_count, setup_devices
+from train.devices import compile_whole_steps, cpu_count, restores_global_state, setup_devices
 from train.evaluate import classification_metrics, confusion_matrix, confusion_png
 from train.export import write_model_dir
 from train.finetune import copy_weights, faces_with_init_classes, freeze_backbone
@@ -31,6 +31,7 @@ from train.nonfaces import training_non_faces
 from train.progress import RUN_FILE, WORK_DIR, EpochClock, MacroAccuracy, claim_work_dir, read_history
 
 
+@restores_global_state
 def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, seed=0,
         learning_rate=LEARNING_RATE, patience=PATIENCE, cache_dir=".cache", split_file=None, unknown=None,
         init=None, init_data=None, contrastive=0.0, non_faces=None, frozen_backbone=False, precision=None,

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from animerec.crop import crop_faces
-from animerec.detection_eval import read_boxes
+from measure.detection import read_boxes
 from animerec.recognize import featureless
 from train.scenes import read_scenes, scene_halves
 

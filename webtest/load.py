@@ -27,7 +27,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from animerec.bench import machine
+from measure.bench import machine
 from animerec.paths import data_dir
 from webtest.server import CHROMIUM, CHROMIUM_ARGS, serve
 

@@ -1,5 +1,5 @@
 """Scoring a detector against hand-marked boxes: IoU, one-to-one greedy matching, precision and
-recall. Used by the tests and by `python -m animerec.bench`."""
+recall. Used by the tests and by `python -m measure`."""
 
 import csv
 from collections import defaultdict

@@ -1,14 +1,14 @@
-"""`python -m animerec.bench`: measured numbers for the README, reproducible by anyone.
+"""`python -m measure`: measured numbers for the README, reproducible by anyone.
 
-    python -m animerec.bench detection [--images DIR] [--max-side N] [--angles A ...] ...
+    python -m measure detection [--images DIR] [--max-side N] [--angles A ...] ...
         precision and recall of the cascade against DIR/boxes.csv: upstream's settings before,
         the page's after, and the steps between (or one row with the settings given)
-    python -m animerec.bench crops [--per-folder N]
+    python -m measure crops [--per-folder N]
         share of face crops (fewshot/ and faces/) found at 1-4 times their size, with and
         without the detector's margin retry: a face that fills the picture
-    python -m animerec.bench classify [--model DIR] [--runs N]
+    python -m measure classify [--model DIR] [--runs N]
         milliseconds per face for each way Keras offers to run a small batch
-    python -m animerec.bench speed [--images DIR] [--limit N]
+    python -m measure speed [--images DIR] [--limit N]
         end-to-end latency per image with a per-stage breakdown, the report's way in the same
         run, and the command line's cold start
 """
@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from animerec.decode import decode_image  # noqa: E402
 from animerec.defaults import UPRIGHT_ONLY  # noqa: E402
 from animerec.detect import UPSTREAM_SETTINGS, DetectorSettings, face_outline, load_detector  # noqa: E402
-from animerec.detection_eval import read_boxes, score_detections  # noqa: E402
+from measure.detection import read_boxes, score_detections  # noqa: E402
 from animerec.errors import AnimerecError  # noqa: E402
 from animerec.paths import IMAGE_EXTENSIONS, data_dir  # noqa: E402
 
@@ -253,7 +253,7 @@ def speed(images, limit, cold_runs=3):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m animerec.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m measure", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("detection")
