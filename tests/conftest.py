@@ -2,11 +2,16 @@
 
 import io
 import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from animerec.paths import data_dir
+from synthetic import write_shapes
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -58,3 +63,30 @@ def recognizer():
     from animerec import load_recognizer
 
     return load_recognizer()
+
+ROOT = Path(__file__).resolve().parent.parent
+QUIET = lambda *args: None  # noqa: E731  (a log that says nothing)
+
+
+def run_python(code, env=None, timeout=600):
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                            cwd=ROOT, timeout=timeout,
+                            env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", **(env or {})})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def shapes(tmp_path_factory):
+    return write_shapes(tmp_path_factory.mktemp("shapes"), per_class=150, size=32)
+
+
+@pytest.fixture(scope="session")
+def trained(shapes, tmp_path_factory):
+    """A tiny network trained on the synthetic shapes, once per test run: (model directory, card)."""
+    from train.fit import fit
+
+    out = tmp_path_factory.mktemp("models") / "shapes"
+    card = fit(shapes, out, arch="seed", epochs=40, image_size=32, batch_size=32, learning_rate=3e-3,
+               patience=40, cache_dir=None, log=QUIET)
+    return out, card

@@ -1,0 +1,153 @@
+"""`train calibrate`: the unknown rule and the gallery's score written into the card, the scenes
+split by illustration, and what it says about unreadable or too few illustrations."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import QUIET
+from synthetic import write_shapes
+
+pytestmark = pytest.mark.slow
+
+
+def _tiny_scenes(root):
+    """Six 96 x 80 'illustrations' with a marked box in each, as `scenes/` holds them."""
+    root.mkdir()
+    rows = ["file,x,y,w,h"]
+    for i in range(6):
+        Image.fromarray(np.full((80, 96, 3), 40 * i, np.uint8)).save(root / f"{i}.jpg")
+        rows.append(f"{i}.jpg,10,10,20,20")
+    (root / "boxes.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_unknown_faces_train_a_cosine_head_and_calibrate_writes_the_card(shapes, tmp_path):
+    """The default network with outlier exposure on tiny shapes (crosses are the unknown faces,
+    rings and bars the characters to enrol), then `calibrate`: the mechanics, end to end."""
+    from animerec.model import load_recognizer
+    from train.calibrate import calibrate
+    from train.finetune import copy_weights
+    from train.fit import fit
+
+    unknown = write_shapes(tmp_path / "unknown", per_class=80, shapes=("cross",), flat=True)
+    fewshot = write_shapes(tmp_path / "fewshot", per_class=16, shapes=("ring", "bar"), seed=1)
+    scenes = _tiny_scenes(tmp_path / "scenes")
+    out = tmp_path / "cosine"
+    strangers = write_shapes(tmp_path / "strangers", per_class=20, shapes=("cross", "ring"), flat=True, seed=2)
+    card = fit(shapes, out, arch="default", epochs=2, image_size=32, batch_size=32, cache_dir=None,
+               unknown=unknown, contrastive=0.5, non_faces=scenes, strangers=strangers, style_fraction=0.3,
+               log=QUIET)
+    assert "strangers (one face per character)" in card["training"]["loss"]
+    assert "redrawn in another style" in card["training"]["augmentation"]
+    assert "uniform target" in card["training"]["loss"] and "cosine margin" in card["training"]["loss"]
+    assert "contrastive" in card["training"]["loss"] and "pictures with no face" in card["training"]["loss"]
+    split = json.loads((out / "split.json").read_text())
+    from train.scenes import scene_halves
+
+    halves = {part: [path.name for path in paths] for part, paths in scene_halves(scenes).items()}
+    assert split["non_faces"] == halves["calibration"], "only the half calibrate does not judge on"
+    parts = [set(split["unknown"][p]) for p in ("train", "calibration", "test")]
+    assert sum(map(len, parts)) == 80 and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    parts = [set(split["strangers"][p]) for p in ("train", "calibration", "test")]
+    assert sum(map(len, parts)) == 40 and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert len(parts[0]) >= len(parts[1]) + len(parts[2]) - 4, "most strangers train"
+
+    import keras
+
+    from train.architectures import make_model
+
+    fresh = make_model("default", 32, 3)
+    assert copy_weights(out, fresh) >= 20
+    np.testing.assert_array_equal(fresh.get_layer("prototypes").get_weights()[0],
+                                  keras.models.load_model(out / "model.keras").get_layer("prototypes").get_weights()[0])
+
+    result = calibrate(out, shapes, unknown, fewshot, draws=5, cache_dir=None, strangers=strangers, log=QUIET)
+    assert 0 < result["threshold"] < 1 and 0 <= result["auroc_known_vs_unknown"] <= 1
+    assert result["threshold"] == round(result["threshold"], 2), "in the page slider's steps"
+    assert result["test"]["strangers"] == len(split["strangers"]["test"])
+    assert 0 <= result["test"]["strangers_labelled_unknown"] <= 1
+    assert result["gallery_cohort"]["faces"] == len(split["unknown"]["train"]) + len(split["strangers"]["calibration"])
+    assert "official portraits of other characters" in (out / "card.md").read_text()
+    assert {"1-shot", "3-shot", "5-shot"} <= set(result["fewshot"])
+    assert (out / "roc.png").is_file()
+    recognizer = load_recognizer(out)
+    assert recognizer.card["threshold"] == result["threshold"] and recognizer.scorer.model_curve is not None
+    cohort = recognizer.scorer.cohort  # centres of the unknown crosses the network trained on
+    assert (out / "cohort.npy").is_file() and cohort.shape == (result["gallery_cohort"]["centres"], 256)
+    np.testing.assert_allclose(np.linalg.norm(cohort, axis=1), 1.0, atol=1e-5)
+    outputs = recognizer.run(np.zeros((2, 32, 32, 3), np.uint8))
+    assert outputs.embeddings.shape == (2, 256)
+    np.testing.assert_allclose(np.linalg.norm(outputs.embeddings, axis=1), 1.0, atol=1e-5)
+    assert np.all((recognizer.scorer.best(outputs) >= 0) & (recognizer.scorer.best(outputs) < 1))
+
+    head = tmp_path / "head"  # only the layers after the pooled features learn
+    fit(shapes, head, arch="default", epochs=1, image_size=32, batch_size=32, cache_dir=None,
+        split_file=out / "split.json", unknown=unknown, init=out, frozen_backbone=True, log=QUIET)
+    before, after = (keras.models.load_model(d / "model.keras") for d in (out, head))
+    for layer in ("stem", "s3b1_conv2"):
+        np.testing.assert_array_equal(after.get_layer(layer).get_weights()[0], before.get_layer(layer).get_weights()[0])
+    assert not np.array_equal(after.get_layer("embedding").get_weights()[0], before.get_layer("embedding").get_weights()[0])
+    with pytest.raises(ValueError, match="needs --init"):
+        fit(shapes, tmp_path / "nothing", frozen_backbone=True, log=QUIET)
+
+    split["non_faces"].append(halves["test"][0])  # as if it had trained on a picture that judges it
+    (out / "split.json").write_text(json.dumps(split))
+    from animerec.errors import ModelError
+
+    with pytest.raises(ModelError, match="trained on backgrounds of 1 illustrations that calibrate keeps for judging"):
+        calibrate(out, shapes, unknown, fewshot, scenes, draws=5, cache_dir=None, log=QUIET)
+
+
+def test_calibration_splits_the_scenes_by_illustration(data, recognizer, detector, tmp_path):
+    """Half the illustrations of `scenes/` calibrate the unknown rule, the other half judge it:
+    every face the page's detector finds lands in exactly one half, with its whole picture."""
+    from animerec.decode import decode_image
+    from train.scenes import detected_faces, scene_halves
+
+    names = ["101.jpg", "102.jpg", "103.jpg", "105.jpg", "133.jpg"]
+    for name in names:
+        (tmp_path / name).write_bytes((data / "scenes" / name).read_bytes())
+    found = detected_faces(recognizer, scene_halves(tmp_path))
+    assert (found["calibration_images"], found["test_images"]) == (2, 3)
+    faces = sum(len(detector.detect(decode_image((tmp_path / n).read_bytes()))) for n in names)
+    calibration, test = found["calibration"], found["test"]
+    assert len(calibration.probabilities) + len(test.probabilities) == faces > 0
+    assert test.embeddings.shape[1] == calibration.embeddings.shape[1] == recognizer.embedding_size
+
+
+def test_calibration_skips_an_unreadable_illustration_with_a_warning(data, recognizer, detector, tmp_path, capsys):
+    from animerec.decode import decode_image
+    from train.scenes import detected_faces, scene_halves
+
+    names = ["101.jpg", "133.jpg"]
+    for name in names:
+        (tmp_path / name).write_bytes((data / "scenes" / name).read_bytes())
+    (tmp_path / "broken.jpg").write_bytes((data / "scenes" / "102.jpg").read_bytes()[:200])
+    found = detected_faces(recognizer, scene_halves(tmp_path))
+    assert found["calibration_images"] + found["test_images"] == 2
+    faces = sum(len(detector.detect(decode_image((tmp_path / n).read_bytes()))) for n in names)
+    assert len(found["calibration"].probabilities) + len(found["test"].probabilities) == faces > 0
+    err = capsys.readouterr().err
+    assert "warning: skipped" in err and "broken.jpg" in err
+
+
+def test_calibration_stops_with_a_sentence_when_no_illustration_of_a_half_can_be_read(recognizer, tmp_path, capsys):
+    from animerec.errors import ImageError
+    from train.scenes import detected_faces, scene_halves
+
+    for i in range(4):
+        (tmp_path / f"{i}.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(ImageError, match="None of the 2 illustrations from .* could be read"):
+        detected_faces(recognizer, scene_halves(tmp_path))
+    assert capsys.readouterr().err.count("warning: skipped") == 2, "the first half's two are tried, then it stops"
+
+
+def test_calibration_says_when_the_scenes_folder_has_too_few_illustrations(tmp_path):
+    from train.scenes import scene_halves
+
+    (tmp_path / "only.jpg").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="has 1 illustrations .* at least two"):
+        scene_halves(tmp_path)

@@ -1,0 +1,84 @@
+"""`train evaluate`: its JSON, the card's own numbers on the test split, grey and restyled faces,
+and the one line for a missing folder."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_python
+from synthetic import SHAPES
+
+pytestmark = pytest.mark.slow
+
+
+def test_evaluate_returns_the_documented_json(trained, shapes, tmp_path):
+    out, _ = trained
+    stdout = run_python(f"""
+        import sys
+        from train.cli import main
+        sys.exit(main(["evaluate", "--data", {str(shapes)!r}, "--model", {str(out)!r},
+                       "--confusion", {str(tmp_path / 'cm.png')!r}]))
+        """)
+    result = json.loads(stdout)
+    assert {"accuracy", "macro_accuracy", "top5_accuracy", "per_class_recall", "images", "model"} <= set(result)
+    assert result["images"] == 450 and set(result["per_class_recall"]) == set(SHAPES)
+    assert 0.9 <= result["accuracy"] <= 1.0
+    assert Image.open(tmp_path / "cm.png").size[0] > 100
+
+
+def test_evaluate_on_the_models_own_test_split_gives_the_cards_numbers(trained, shapes, tmp_path):
+    from train.evaluate import evaluate_folder
+
+    out, card = trained
+    result = evaluate_folder(shapes, out, tmp_path / "test.png", part="test")
+    expected = card["metrics"]["test"]
+    assert result["part"] == "test" and result["images"] == expected["images"] == card["training"]["images"]["test"]
+    assert (result["accuracy"], result["macro_accuracy"]) == (expected["accuracy"], expected["macro_accuracy"])
+
+    import shutil
+
+    bare = shutil.copytree(out, tmp_path / "bare", ignore=shutil.ignore_patterns("split.json", "training"))
+    with pytest.raises(FileNotFoundError, match="has no split.json, so it has no test split"):
+        evaluate_folder(shapes, bare, tmp_path / "bare.png", part="test")
+
+
+def test_evaluate_greyscale_judges_grey_faces_and_keeps_the_cards_confusion_picture(trained, shapes, tmp_path):
+    from train.dataset import greyscale
+    from train.evaluate import evaluate_folder
+
+    rgb = np.array([[[[255, 0, 0], [0, 255, 0], [0, 0, 255], [90, 90, 90]]]], np.uint8)
+    assert greyscale(rgb).tolist() == [[[[76] * 3, [150] * 3, [29] * 3, [90] * 3]]]
+    out, _ = trained
+    card_picture = (out / "confusion.png").read_bytes()
+    grey = evaluate_folder(shapes, out, grey=True)
+    assert (out / "confusion.png").read_bytes() == card_picture, "judging grey faces leaves the card's picture"
+    assert Path(grey["confusion_png"]) == out / "confusion-greyscale.png" and Path(grey["confusion_png"]).is_file()
+    assert grey["greyscale"] is True and grey["colourless_faces"] == {"images": grey["images"], "accuracy": grey["accuracy"]}
+    colour = evaluate_folder(shapes, out, tmp_path / "colour.png")
+    assert "greyscale" not in colour and colour["colourless_faces"]["images"] < colour["images"]
+
+
+def test_evaluate_styles_judges_the_faces_redrawn_in_each_style(trained, shapes):
+    from train.evaluate import evaluate_folder
+    from train.styles import STYLE_SHIFTS
+
+    out, _ = trained
+    result = evaluate_folder(shapes, out, part="test", styles=True)
+    assert set(result["styles"]) == set(STYLE_SHIFTS) | {"mean_accuracy"}
+    for name in STYLE_SHIFTS:
+        assert 0.0 <= result["styles"][name]["macro_accuracy"] <= 1.0
+    assert result["styles"]["mean_accuracy"] == pytest.approx(
+        np.mean([result["styles"][n]["accuracy"] for n in STYLE_SHIFTS]), abs=1e-4)
+
+
+def test_evaluate_and_fit_say_in_one_line_when_the_data_folder_is_missing(trained, tmp_path, capsys):
+    from train.cli import main
+
+    out, _ = trained
+    for command in (["evaluate", "--model", str(out)], ["fit", "--out", str(tmp_path / "out"), "--cache", str(tmp_path)]):
+        assert main([*command, "--data", str(tmp_path / "nowhere")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == f"error: {tmp_path / 'nowhere'} is not a folder: give the folder of crops, one sub-folder per character."
