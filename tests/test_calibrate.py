@@ -151,3 +151,14 @@ def test_calibration_says_when_the_scenes_folder_has_too_few_illustrations(tmp_p
     (tmp_path / "only.jpg").write_bytes(b"")
     with pytest.raises(FileNotFoundError, match="has 1 illustrations .* at least two"):
         scene_halves(tmp_path)
+
+
+def test_calibrate_names_the_option_whose_folder_is_missing(tmp_path, capsys):
+    from train.cli import main
+
+    for folder in ("model", "data", "unknown", "fewshot"):
+        (tmp_path / folder).mkdir()
+    given = ["calibrate", "--model", tmp_path / "model", "--data", tmp_path / "data", "--unknown",
+             tmp_path / "unknown", "--fewshot", tmp_path / "fewshot", "--strangers", tmp_path / "nowhere"]
+    assert main([str(a) for a in given]) == 1
+    assert capsys.readouterr().err == f"error: --strangers {tmp_path / 'nowhere'}: no such folder.\n"

@@ -119,6 +119,11 @@ def main(argv=None):
         from animerec.errors import AnimerecError
         from train.calibrate import calibrate
 
+        for option in ("model", "data", "unknown", "fewshot", "scenes", "strangers"):
+            folder = getattr(args, option)
+            if folder is not None and not folder.is_dir():
+                print(f"error: --{option} {folder}: no such folder.", file=sys.stderr)
+                return 1
         try:
             calibrate(args.model, args.data, args.unknown, args.fewshot, args.scenes, target=args.target,
                       draws=args.draws, embedding_layer=args.embedding_layer, cache_dir=args.cache,
