@@ -132,8 +132,8 @@ class Enrolment(NamedTuple):
 def enrolment_crops(images, detector, size, detect=True, settings=None):
     """One crop per image to enrol: the largest face the detector finds (with the page's
     margin), or the whole image when it finds none or `detect` is False. A crop that is
-    nobody's face (`featureless`) is left out: it would only blur the
-    character's mean. Returns an Enrolment."""
+    nobody's face (`featureless`) is left out: it would only blur the character's mean.
+    Returns an Enrolment."""
     crops, left_out, taken_whole = [], {}, []
     for i, image in enumerate(images):
         boxes = detector.detect(image, settings or DetectorSettings()) if detect else []
