@@ -119,6 +119,26 @@ def test_a_model_directory_trained_again_does_not_inherit_the_last_runs_checkpoi
     claim_work_dir(work, {"epochs": 24, "contrastive": 0.5}, said.append)
     assert not (work / "history.csv").exists() and "starting afresh" in said[0]
     assert json.loads((work / RUN_FILE).read_text()) == {"epochs": 24, "contrastive": 0.5}
+    with pytest.raises(FileNotFoundError, match="no finished run with these arguments"):
+        claim_work_dir(work, {"epochs": 24, "contrastive": 0.5}, said.append, finished_only=True)
+
+
+def test_a_finished_run_exports_its_last_epoch_without_training_again(shapes, tmp_path):
+    from train.fit import fit
+
+    out = tmp_path / "model"
+    options = dict(arch="seed", epochs=3, image_size=32, batch_size=32, patience=3, cache_dir=None, log=QUIET)
+    first = fit(shapes, out, **options)
+    assert first["training"]["exported_epoch"] == first["training"]["best_epoch"]
+    trained_for = first["training"]["wall_seconds"]
+    checkpoints = {f.name: f.stat().st_mtime_ns for f in (out / "training").glob("*.weights.h5")}
+    assert set(checkpoints) == {"best.weights.h5", "last.weights.h5"}
+    again = fit(shapes, out, export="last", export_only=True, **options)
+    assert again["training"]["exported_epoch"] == 3 and again["training"]["epochs_run"] == 3
+    assert again["training"]["wall_seconds"] == trained_for, "the training's own time, not the export's"
+    assert {f.name: f.stat().st_mtime_ns for f in (out / "training").glob("*.weights.h5")} == checkpoints, \
+        "no epoch was trained"
+    assert (out / "model.keras").is_file()
 
 
 def test_fit_says_in_one_line_when_the_scenes_for_non_faces_are_missing(shapes, tmp_path, capsys):

@@ -52,6 +52,10 @@ def main(argv=None):
                    f"(default {defaults.DEGRADE_FRACTION})")
     p.add_argument("--degrade-sizes", type=int, nargs=2, default=defaults.DEGRADE_SIZES, metavar=("SMALLEST", "LARGEST"),
                    help="the pixel sizes they are shrunk to, drawn at random (default %(default)s)")
+    p.add_argument("--export", choices=("best", "last"), default="best", help="the epoch the model directory gets: "
+                   "the best validation macro accuracy on clean crops (default), or the last")
+    p.add_argument("--export-only", action="store_true", help="write the model directory again from a finished "
+                   "run of the same arguments (for the other --export), without training")
     p.add_argument("--init-data", type=Path, help="where --init's characters are, when --data holds only new ones "
                    "(default: the shared data folder its card names)")
 
@@ -111,7 +115,8 @@ def main(argv=None):
                 patience=args.patience, cache_dir=args.cache, split_file=args.split, unknown=args.unknown,
                 init=args.init, init_data=args.init_data, contrastive=args.contrastive, non_faces=args.non_faces,
                 frozen_backbone=args.frozen_backbone, precision=args.precision, strangers=args.strangers,
-                style_fraction=args.styles, degrade_fraction=args.degrade, degrade_sizes=tuple(args.degrade_sizes))
+                style_fraction=args.styles, degrade_fraction=args.degrade, degrade_sizes=tuple(args.degrade_sizes),
+                export=args.export, export_only=args.export_only)
         except (AnimerecError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

@@ -5,7 +5,6 @@ TensorFlow (the page's backend) and under JAX (the GPU machine, which has no Ten
 """
 
 import datetime
-import json
 import platform
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from train.export import write_model_dir
 from train.finetune import copy_weights, faces_with_init_classes, freeze_backbone
 from train.losses import LABEL_SMOOTHING, MARGIN, contrastive_loss, margin_loss
 from train.nonfaces import training_non_faces
-from train.progress import RUN_FILE, WORK_DIR, EpochClock, MacroAccuracy, claim_work_dir, read_history
+from train.progress import WORK_DIR, EpochClock, MacroAccuracy, claim_work_dir, finish_run, read_history
 
 
 @restores_global_state
@@ -36,7 +35,7 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
         learning_rate=LEARNING_RATE, patience=PATIENCE, cache_dir=".cache", split_file=None, unknown=None,
         init=None, init_data=None, contrastive=0.0, non_faces=None, frozen_backbone=False, precision=None,
         strangers=None, style_fraction=0.0, degrade_fraction=DEGRADE_FRACTION, degrade_sizes=DEGRADE_SIZES,
-        log=print):
+        export="best", export_only=False, log=print):
     """Train `arch` on the crops under `data` and write the model directory `out`.
 
     Splits per class with `seed` (near-duplicates kept together), weighs classes by the inverse
@@ -57,6 +56,10 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
     calibrating and judging (see `train.dataset.STRANGER_FRACTIONS`). `style_fraction` of each
     batch is redrawn in another drawing style (`train.styles`). `degrade_fraction` of known faces
     are shrunk to a size drawn from `degrade_sizes` (smallest, largest) and enlarged back.
+    `export` "best" writes the epoch with the best validation macro accuracy (on clean crops),
+    "last" the last epoch (for a run whose aim, such as small faces, clean validation does not
+    measure). With `export_only`, a finished run of the same arguments is exported again (for
+    the other `export` choice) without training.
     `frozen_backbone` (with `init`) trains only the layers after the pooled features.
     `precision` forces the training policy (see `train.devices.setup_devices`); the saved model
     is float32 either way. Returns the card (a dict).
@@ -72,7 +75,7 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
            "non_faces": str(non_faces), "frozen_backbone": frozen_backbone, "precision": str(precision),
            "strangers": str(strangers), "style_fraction": style_fraction,
            "degrade_fraction": degrade_fraction, "degrade_sizes": list(degrade_sizes)}
-    claim_work_dir(work, run, log)
+    finished = claim_work_dir(work, run, log, finished_only=export_only)
     keras.utils.set_random_seed(seed)
 
     sources = None
@@ -135,7 +138,7 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
                               style_fraction=style_fraction, degrade_fraction=degrade_fraction,
                               degrade_sizes=degrade_sizes)
     clock = EpochClock(work / "epoch_seconds.json")
-    best = work / "best.weights.h5"
+    best, last = work / "best.weights.h5", work / "last.weights.h5"
     checkpoint = keras.callbacks.ModelCheckpoint(best, monitor="val_macro_accuracy", mode="max",
                                                  save_best_only=True, save_weights_only=True)
     history_so_far = read_history(work / "history.csv")
@@ -145,22 +148,24 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
         MacroAccuracy(x["val"], y["val"], num_classes, x["train"]),
         clock,
         checkpoint,
+        keras.callbacks.ModelCheckpoint(last, save_weights_only=True),
         keras.callbacks.EarlyStopping(monitor="val_macro_accuracy", mode="max", patience=patience),
         keras.callbacks.CSVLogger(work / "history.csv", append=True),
         keras.callbacks.BackupAndRestore(work / "backup"),
     ]
     val_targets = keras.utils.to_categorical(y["val"], num_classes)
-    trainee.fit(
-        batches,
-        validation_data=(x["val"], (val_targets, y["val"].astype(np.float32)) if contrastive else val_targets),
-        epochs=epochs, callbacks=callbacks, verbose=2,
-    )
+    if not finished:
+        trainee.fit(
+            batches,
+            validation_data=(x["val"], (val_targets, y["val"].astype(np.float32)) if contrastive else val_targets),
+            epochs=epochs, callbacks=callbacks, verbose=2,
+        )
 
     # The saved model is float32 whatever the training policy, so a CPU can load it.
     keras.mixed_precision.set_global_policy("float32")
     final = make_model(arch, image_size, num_classes, seed=seed)
     compile_whole_steps(final)
-    final.load_weights(best)
+    final.load_weights(last if export == "last" else best)
     recalibrate_batch_norm(final, x["train"])
     # Validation decides whether averaging each crop with its mirror image is worth its cost;
     # the test split only reports.
@@ -174,6 +179,7 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
 
     val_macro = read_history(work / "history.csv")
     best_epoch = int(np.argmax(val_macro)) + 1
+    exported_epoch = len(val_macro) if export == "last" else best_epoch
     seconds, untimed = clock.seconds_by_epoch(len(val_macro))
     card = {
         "version": f"{out.name}-{datetime.date.today().isoformat()}",
@@ -193,12 +199,13 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
             "seed": seed,
             "epochs_run": len(val_macro),
             "best_epoch": best_epoch,
+            "exported_epoch": exported_epoch,
             "seconds_per_epoch": round(float(np.median(seconds)), 1),
             "train_images_per_second": round(len(y["train"]) / float(np.median(seconds)), 1),
             "seconds_to_best": round(float(sum(seconds[:best_epoch])), 1),
             "untimed_epochs": untimed,
             "batch_norm": "statistics recomputed on clean training crops before each validation and at export",
-            "wall_seconds": round(time.time() - started, 1),
+            "wall_seconds": finished["wall_seconds"] if finished else round(time.time() - started, 1),
             "batch_size": batch_size,
             "optimizer": f"AdamW, cosine decay from {learning_rate} with warm-up, weight decay 0.05",
             "loss": f"categorical cross-entropy, label smoothing {LABEL_SMOOTHING}, class weights (mean/n)^0.5"
@@ -238,7 +245,7 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
     if non_faces:
         split_files["non_faces"] = non_face_scenes
     write_model_dir(out, final, faces.classes, card, data, split_files=split_files)
-    (work / RUN_FILE).write_text(json.dumps({**run, "finished": True}, indent=1))  # nothing left to resume
+    finish_run(work, run, card["training"]["wall_seconds"])
     confusion_png(matrix, faces.classes, out / "confusion.png", title=f"{out.name}: test split")
     return card
 

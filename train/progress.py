@@ -12,22 +12,37 @@ import numpy as np
 
 from train.batchnorm import recalibrate_batch_norm
 
+FINISH = ("finished", "wall_seconds")  # what a finished run's record adds to its arguments
 WORK_DIR = "training"  # inside the output directory: checkpoints and the resume state
 RUN_FILE = "run.json"  # in WORK_DIR: the arguments of the run whose checkpoints these are
 
 
-def claim_work_dir(work, run, log):
+def claim_work_dir(work, run, log, finished_only=False):
     """Make `work` this run's: an interrupted run with the same arguments resumes from it, and
-    anything else there (a finished run, or another run's checkpoints, as when a model directory
-    is fine-tuned from itself) is cleared, so that its best score and checkpoint cannot pass for
-    this run's."""
+    anything else there (another run's checkpoints, as when a model directory is fine-tuned from
+    itself) is cleared, so that its best score and checkpoint cannot pass for this run's.
+    Returns the record of this very run when `work` holds it finished (`finish_run`), whose
+    checkpoints are then exported again (with another `export` choice) without training; else
+    None."""
     path = work / RUN_FILE
     previous = json.loads(path.read_text()) if path.is_file() else None
+    done = bool(previous and previous.get("finished") and {k: v for k, v in previous.items() if k not in FINISH} == run)
+    if finished_only:
+        if not done:
+            raise FileNotFoundError(f"{work} holds no finished run with these arguments to export: run the "
+                                    "command that trained it, with the same arguments.")
+        return previous
     if previous != run and work.is_dir() and any(work.iterdir()):
         log(f"{work} holds the checkpoints of another run: starting afresh")
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(run, indent=1))
+    return None
+
+
+def finish_run(work, run, wall_seconds):
+    """Mark `work`'s run finished: nothing is left to resume, and its checkpoints can be exported again."""
+    (work / RUN_FILE).write_text(json.dumps({**run, "finished": True, "wall_seconds": wall_seconds}, indent=1))
 
 
 class MacroAccuracy(keras.callbacks.Callback):
