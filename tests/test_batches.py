@@ -81,3 +81,17 @@ def test_a_share_of_known_faces_is_shrunk_to_a_size_in_the_range_and_back():
     # Each is exactly some size's round trip, and only sizes in the range occur.
     sizes = [next(s for s in range(4, 33) if np.array_equal(degrade(o[None], s)[0], b)) for o, b in zip(originals, x)]
     assert min(sizes) >= 8 and max(sizes) <= 16 and len(set(sizes)) > 3
+
+
+def test_fit_refuses_shares_and_sizes_it_cannot_use_in_one_line(capsys):
+    import pytest
+
+    from train.cli import main
+
+    for given, said in ((["--degrade", "1.5"], "--degrade and --styles are shares"),
+                        (["--styles", "-0.1"], "--degrade and --styles are shares"),
+                        (["--degrade-sizes", "72", "40"], "--degrade-sizes needs 1 <= SMALLEST <= LARGEST"),
+                        (["--degrade-sizes", "0", "10"], "--degrade-sizes needs 1 <= SMALLEST <= LARGEST")):
+        with pytest.raises(SystemExit) as stopped:
+            main(["fit", "--data", "faces", "--out", "out", *given])
+        assert stopped.value.code == 2 and said in capsys.readouterr().err

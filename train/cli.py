@@ -106,6 +106,11 @@ def main(argv=None):
 
         if args.frozen_backbone and not args.init:
             parser.error("--frozen-backbone needs --init: the model directory whose backbone to keep")
+        if not 0 <= args.degrade <= 1 or not 0 <= args.styles <= 1:
+            parser.error(f"--degrade and --styles are shares of a batch, from 0 to 1; got {args.degrade} and {args.styles}")
+        smallest, largest = args.degrade_sizes
+        if not 1 <= smallest <= largest:
+            parser.error(f"--degrade-sizes needs 1 <= SMALLEST <= LARGEST pixels; got {smallest} {largest}")
 
         from animerec.errors import AnimerecError
 
