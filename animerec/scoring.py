@@ -9,6 +9,8 @@ scale, so one threshold serves both, and no score claims certainty (`MAX_SCORE`)
 uncalibrated model maps cosines linearly to [0, 1]. NumPy only.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from animerec.calibration import Logistic, curve_from_dict
@@ -25,18 +27,20 @@ def naming_scores(outputs):
     return outputs.probabilities if outputs.cosines is None else outputs.cosines
 
 
-class Scorer:
+class Scorer(NamedTuple):
     """Calibrated scores of the model's and the gallery's characters, read from a model card.
 
     model_curve: maps the model's raw number (see `model_raw`) to a score; None when
     uncalibrated. gallery_curve: maps the gallery's normalised cosine (see `gallery_raw`) to a
     score; None when uncalibrated. cohort: (M, D) unit rows, centres of strangers' embeddings,
     or None. top: how many of a face's nearest cohort centres its cosines are normalised by.
+    Calibration tries curves through the same rule the page uses with `_replace`.
     """
 
-    def __init__(self, model_curve=None, gallery_curve=None, cohort=None, top=COHORT_TOP):
-        self.model_curve, self.gallery_curve = model_curve, gallery_curve
-        self.cohort, self.top = cohort, int(top)
+    model_curve: object = None
+    gallery_curve: object = None
+    cohort: object = None
+    top: int = COHORT_TOP
 
     @classmethod
     def from_card(cls, card, cohort=None):
@@ -45,13 +49,6 @@ class Scorer:
         return cls(curve_from_dict(calibration["model"]) if "model" in calibration else None,
                    Logistic.from_dict(calibration["gallery"]) if "gallery" in calibration else None,
                    cohort, int(calibration.get("gallery_cohort", {}).get("top", COHORT_TOP)))
-
-    def replace(self, **changes):
-        """A copy with some of `model_curve`, `gallery_curve`, `cohort`, `top` changed: how
-        calibration tries curves through the same rule the page uses."""
-        kept = {"model_curve": self.model_curve, "gallery_curve": self.gallery_curve, "cohort": self.cohort,
-                "top": self.top}
-        return Scorer(**{**kept, **changes})
 
     @staticmethod
     def model_raw(outputs):

@@ -147,8 +147,8 @@ def test_the_gallery_cosine_is_lowered_by_how_close_a_face_is_to_the_strangers()
                                np.stack([rule.gallery_raw(cosines, faces), rule.gallery_raw(cosines, faces) - 0.5], axis=1),
                                atol=1e-6)
     assert rule.gallery(cosines, faces)[0] > rule.gallery(cosines, faces)[1]
-    np.testing.assert_allclose(rule.replace(cohort=None).gallery_raw(cosines, faces), cosines)
-    assert rule.replace(top=10).gallery_raw(cosines, faces)[1] == pytest.approx(0.6 - (0.8 + 0.64 + 0.0) / 3)
+    np.testing.assert_allclose(rule._replace(cohort=None).gallery_raw(cosines, faces), cosines)
+    assert rule._replace(top=10).gallery_raw(cosines, faces)[1] == pytest.approx(0.6 - (0.8 + 0.64 + 0.0) / 3)
 
 
 def test_the_monotone_fit_follows_how_often_names_were_right_and_inverts():

@@ -99,7 +99,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
     if portraits:
         cohort_faces.append(portraits["calibration"].embeddings)
     cohort = spherical_kmeans(np.concatenate(cohort_faces), COHORT_CENTRES, np.random.default_rng(seed + 2))
-    scorer = recognizer.scorer.replace(model_curve=None, gallery_curve=None, cohort=cohort, top=COHORT_TOP)
+    scorer = recognizer.scorer._replace(model_curve=None, gallery_curve=None, cohort=cohort, top=COHORT_TOP)
     log(f"known faces: validation {len(split['val'])}, test {len(split['test'])}; unknown faces: "
         f"calibration {len(unknown_split['calibration'])}, test {len(unknown_split['test'])}; "
         f"few-shot faces {len(few.labels)} of {len(few.classes)} characters; all at {DEGRADED_SIZE} px")
@@ -129,7 +129,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
     threshold = float(np.ceil(round(float(model_curve(max(np.quantile(raw, target) for raw in raw_strangers))) * 100, 6))
                       / 100)
 
-    scorer = scorer.replace(model_curve=model_curve)  # the new curve, whatever the card said before
+    scorer = scorer._replace(model_curve=model_curve)  # the new curve, whatever the card said before
 
     # The gallery's curve, on episodes from the calibration quarter of each few-shot character.
     cosines, gallery_right = [], []
@@ -163,7 +163,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
     gallery_threshold = max(float(np.quantile(np.concatenate(kind), target)) for kind in stranger_cosines)
     slope = fitted.slope if fitted.slope > 0 else 10.0
     gallery_curve = Logistic(slope, float(np.log(threshold / (1 - threshold))) - slope * gallery_threshold)
-    scorer = scorer.replace(gallery_curve=gallery_curve)
+    scorer = scorer._replace(gallery_curve=gallery_curve)
     characters = recognizer.characters
 
     def named(outputs, labels):  # named right and at least at the threshold, as the page names
