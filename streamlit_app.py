@@ -389,7 +389,8 @@ def result_ui(index, name, data, recognizer, threshold, top_k, settings):
 def face_ui(i, face, crop, threshold):
     """The crop, the verdict and (for a name or a near miss) the top-k chart of face number i + 1."""
     crop_column, chart_column = st.columns([1, 3])
-    crop_column.image(crop, caption=f"face {i + 1}", width=96)
+    # As wide as its column (a quarter of the faces column), so it never runs under the text.
+    crop_column.image(crop, caption=f"face {i + 1}", width="stretch")
     with chart_column:
         if face.verdict == NO_MODEL:
             st.markdown(f"**{i + 1}.** A face, not named: no recogniser is installed.")
