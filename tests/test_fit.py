@@ -148,3 +148,17 @@ def test_fit_says_in_one_line_when_the_scenes_for_non_faces_are_missing(shapes, 
                  "--cache", str(tmp_path / "cache"), "--non-faces", str(tmp_path / "nowhere")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "has 0 illustrations" in err and "\n" not in err
+
+
+def test_the_mobilenet_network_starts_from_the_shared_pretrained_weights():
+    from train.architectures import MOBILENET_WEIGHTS, make_model
+
+    if not MOBILENET_WEIGHTS.is_file():
+        pytest.skip(f"{MOBILENET_WEIGHTS} is not there (../shared/backbones)")
+    model = make_model("mobilenet", 48, 3, seed=0)
+    stored = np.load(MOBILENET_WEIGHTS)
+    expected = stored["block_3_expand/kernel:q"] * stored["block_3_expand/kernel:scale"] + stored["block_3_expand/kernel:min"]
+    np.testing.assert_allclose(model.get_layer("block_3_expand").get_weights()[0], expected, rtol=1e-6)
+    assert model.get_layer("pooled").output.shape == (None, 1280)
+    probabilities = model.predict(np.zeros((2, 48, 48, 3), np.uint8), verbose=0)
+    assert probabilities.shape == (2, 3) and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)

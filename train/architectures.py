@@ -7,10 +7,15 @@ preprocessing path serves training and serving alike. Augmentation layers are in
 inference, so they cost nothing there.
 """
 
+from pathlib import Path
+
 import keras
+import numpy as np
 from keras import layers
 
-ARCHITECTURES = ("seed", "default")
+from animerec.paths import data_dir
+
+ARCHITECTURES = ("seed", "default", "mobilenet")
 
 
 def make_augmentation(seed=None):
@@ -41,7 +46,8 @@ def make_model(arch, image_size, num_classes, seed=None):
 
     Returns an uncompiled `keras.Model` whose output is (N, num_classes) softmax probabilities
     (float32 even under a mixed-precision policy). Its face embedding is the output of the layer
-    named "embedding_unit" (`default`: L2-normalised) or else "embedding" (`seed`).
+    named "embedding_unit" (`default`, `mobilenet`: L2-normalised) or else "embedding" (`seed`).
+    `mobilenet` starts from the pretrained weights of `MOBILENET_WEIGHTS` when that file is there.
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"Unknown architecture {arch!r}: choose one of {', '.join(ARCHITECTURES)}.")
@@ -50,6 +56,8 @@ def make_model(arch, image_size, num_classes, seed=None):
     x = make_augmentation(seed)(x)
     if arch == "seed":
         logits = layers.Dense(num_classes, name="logits")(_seed_body(x))
+    elif arch == "mobilenet":
+        logits = _cosine_head(_mobilenet_body(x, image_size), num_classes)
     else:
         logits = _cosine_head(_default_body(x), num_classes)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
@@ -113,3 +121,38 @@ def _residual_block(x, filters, strides, name):
     x = layers.Activation("relu")(x)
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(x)
     return layers.Add(name=f"{name}_add")([shortcut, x])
+
+
+# ../shared/backbones' MobileNetV2: ImageNet weights up to block 10, the rest fine-tuned by nsfwjs.
+MOBILENET_WEIGHTS = data_dir().parent / "backbones" / "mobilenet_v2_nsfwjs.npz"
+
+
+def _mobilenet_body(x, image_size):
+    """Keras's MobileNetV2 (width 1.0) on the augmented crop scaled to -1..1, global average
+    pooling, dropout 0.3; its layers join the model itself (not a nested model), so weights
+    copy and freeze by layer name as for `default`."""
+    x = layers.Rescaling(2.0, offset=-1.0, name="centre")(x)
+    trunk = keras.applications.MobileNetV2(input_shape=(image_size, image_size, 3), input_tensor=x,
+                                           include_top=False, weights=None)
+    if Path(MOBILENET_WEIGHTS).is_file():
+        load_mobilenet_weights(trunk, MOBILENET_WEIGHTS)
+    x = layers.GlobalAveragePooling2D(name="pooled")(trunk.output)
+    return layers.Dropout(0.3)(x)
+
+
+def load_mobilenet_weights(model, path):
+    """Set the layers of `model` named in the backbones folder's .npz (uint8 per tensor: value
+    = q * scale + min). Returns how many layers were set."""
+    stored = np.load(path)
+    order = {"Conv2D": ("kernel", "bias"), "DepthwiseConv2D": ("depthwise_kernel", "bias"),
+             "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance")}
+    set_layers = 0
+    for layer in model.layers:
+        names = order.get(type(layer).__name__)
+        if not names or f"{layer.name}/{names[0]}:q" not in stored:
+            continue
+        values = [stored[f"{layer.name}/{n}:q"].astype(np.float32) * stored[f"{layer.name}/{n}:scale"]
+                  + stored[f"{layer.name}/{n}:min"] for n in names if f"{layer.name}/{n}:q" in stored]
+        layer.set_weights(values)
+        set_layers += 1
+    return set_layers

@@ -120,7 +120,7 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
             learning_rate / 10, steps, warmup_target=learning_rate, warmup_steps=min(steps // 10, 500)
         )
         trainee = model
-        losses = margin_loss(MARGIN if arch == "default" else 0.0)
+        losses = margin_loss(MARGIN if arch != "seed" else 0.0)
         if contrastive:
             trainee = keras.Model(model.input, [model.outputs[0], model.get_layer("pooled").output])
             losses = [losses, contrastive_loss()]
@@ -209,7 +209,7 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
             "batch_size": batch_size,
             "optimizer": f"AdamW, cosine decay from {learning_rate} with warm-up, weight decay 0.05",
             "loss": f"categorical cross-entropy, label smoothing {LABEL_SMOOTHING}, class weights (mean/n)^0.5"
-            + (f", cosine margin {MARGIN} at scale {COSINE_SCALE}" if arch == "default" else "")
+            + (f", cosine margin {MARGIN} at scale {COSINE_SCALE}" if arch != "seed" else "")
             + (f"; {len(unknown_split['train'])} unknown faces with a uniform target, "
                f"{UNKNOWN_PER_BATCH:.0%} of each batch, weight {UNKNOWN_WEIGHT}" if unknown else "")
             + (f"; {len(non_face_images)} pictures with no face (squares of {len(non_face_scenes)} illustrations "
