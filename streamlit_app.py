@@ -182,8 +182,12 @@ def sidebar_ui(recognizer):
                                   help="Overlapping hits a face needs: fewer finds more, with more mistakes.")
         min_size = st.slider("Min face size (px)", 8, 256, defaults.MIN_SIZE,
                              help="Smallest face searched for, in pixels of your image.")
+        face_check = st.checkbox("Drop boxes that are no face", True,
+                                 help="A small network checks each box the detector finds and drops those "
+                                      "that are not a face (a hand, folds of cloth).")
     angles = defaults.DETECT_ANGLES if tilted else defaults.UPRIGHT_ONLY
-    return threshold, top_k, DetectorSettings(scale_factor, min_neighbors, min_size, max_side, angles)
+    return threshold, top_k, DetectorSettings(scale_factor, min_neighbors, min_size, max_side, angles,
+                                              face_check=face_check)
 
 
 def session_gallery(recognizer):

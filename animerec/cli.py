@@ -85,6 +85,9 @@ def _detector_arguments(parser):
                                f"{defaults.DETECT_TURNED_MAX_SIDE} px (default %(default)s)")
     detector.add_argument("--upright-only", action="store_true",
                           help="skip the passes on turned copies that find tilted faces (faster)")
+    detector.add_argument("--no-face-check", action="store_true",
+                          help="keep every box the cascade finds, also those the face check says are no face "
+                               "(a hand, folds of cloth)")
 
 
 def main(argv=None):
@@ -234,7 +237,8 @@ def _check_arguments(args):
 def detector_settings(args):
     """The DetectorSettings the detector options ask for."""
     angles = defaults.UPRIGHT_ONLY if args.upright_only else defaults.DETECT_ANGLES
-    return DetectorSettings(args.scale_factor, args.min_neighbors, args.min_size, args.max_side, angles)
+    return DetectorSettings(args.scale_factor, args.min_neighbors, args.min_size, args.max_side, angles,
+                            face_check=not args.no_face_check)
 
 
 def _check_detector_arguments(args):

@@ -9,6 +9,7 @@ import numpy as np
 from animerec import defaults
 from animerec.cascade import cascade_path
 from animerec.errors import CascadeError
+from animerec.facecheck import DEFAULT_FACE_CHECK_DIR, load_face_check
 
 
 class Box(NamedTuple):
@@ -43,6 +44,7 @@ class DetectorSettings(NamedTuple):
     turned_max_side: the turned passes search a copy at most this large (they cost less there).
     retry_margin: when nothing is found, search again in a copy framed by a plain margin of this
     share of the longer side (0: no second search).
+    face_check: drop the boxes the face check (`animerec.facecheck`) says are not faces.
     """
 
     scale_factor: float = defaults.SCALE_FACTOR
@@ -52,36 +54,41 @@ class DetectorSettings(NamedTuple):
     angles: tuple = defaults.DETECT_ANGLES
     turned_max_side: int = defaults.DETECT_TURNED_MAX_SIDE
     retry_margin: float = defaults.RETRY_MARGIN
+    face_check: bool = True
 
 
 # The report's way, and lbpcascade_animeface's own example: upstream's settings, one upright pass
 # on the full image. The benchmark's "before".
 UPSTREAM_SETTINGS = DetectorSettings(scale_factor=1.1, min_neighbors=5, min_size=24, max_side=10**9, angles=(0,),
-                                     retry_margin=0.0)
+                                     retry_margin=0.0, face_check=False)
 
 
 class FaceDetector:
-    """A loaded cascade. Load it once (`load_detector`) and call `detect` per image."""
+    """A loaded cascade and face check. Load it once (`load_detector`) and call `detect` per
+    image."""
 
-    def __init__(self, cascade):
+    def __init__(self, cascade, face_check=None):
         self._cascade = cascade
+        self._face_check = face_check
         # CascadeClassifier keeps per-image state inside the object: one image at a time, so
         # the page's sessions can share one detector.
         self._lock = threading.Lock()
 
-    def detect(self, image, settings=DetectorSettings()):
+    def detect(self, image, settings=DetectorSettings(), check=True):
         """Find anime faces in an (H, W, 3) uint8 RGB image.
 
         Returns a list of Box in reading order (`reading_order`), in pixels of `image`; [] when
         there is none. These are the cascade's boxes, brows to chin: the model's crops are cut
         around them (`crop_faces`), and `face_outline` turns one into the whole face as the page
-        draws it. When nothing is found and `settings.retry_margin` is set, a copy framed by a
-        plain margin is searched too: the cascade needs some room around a face, so a face
+        draws it. With `settings.face_check` (and `check`), boxes the face check scores as no
+        face are dropped. When no face is found and `settings.retry_margin` is set, a copy framed
+        by a plain margin is searched too: the cascade needs some room around a face, so a face
         that fills the picture (an enlarged crop) is otherwise missed.
         """
+        check = self._face_check if check and settings.face_check else None
         height, width = image.shape[:2]
-        hits, offset, scale = self._search(image, settings), 0, 1.0
-        if not hits and settings.retry_margin:
+        boxes = self._checked(image, self._search(image, settings), check)
+        if not boxes and settings.retry_margin:
             # Framed at the size the upright pass searches anyway, so a huge picture costs no more.
             scale = min(1.0, settings.max_side / max(height, width))
             small = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
@@ -90,6 +97,14 @@ class FaceDetector:
             colour = [int(c) for c in small.reshape(-1, 3).mean(axis=0)]
             framed = cv2.copyMakeBorder(small, offset, offset, offset, offset, cv2.BORDER_CONSTANT, value=colour)
             hits = self._search(framed, settings._replace(min_size=max(1, round(settings.min_size * scale))))
+            boxes = self._checked(image, hits, check, offset, scale)
+        return reading_order(boxes)
+
+    @staticmethod
+    def _checked(image, hits, check, offset=0, scale=1.0):
+        """The hits found in a copy of `image` (framed by `offset`, then scaled by `scale`) as
+        boxes in pixels of `image`, clamped to it; those `check` rejects are left out."""
+        height, width = image.shape[:2]
         boxes = []
         for x, y, w, h, _, _ in hits:
             x, y, w, h = (x - offset) / scale, (y - offset) / scale, w / scale, h / scale
@@ -97,7 +112,7 @@ class FaceDetector:
             right, bottom = min(width, round(x + w)), min(height, round(y + h))
             if right > left and bottom > top:
                 boxes.append(Box(left, top, right - left, bottom - top))
-        return reading_order(boxes)
+        return check.keep(image, boxes) if check and boxes else boxes
 
     def _search(self, image, settings):
         """The cascade's passes over `image`, merged: [(x, y, w, h, neighbours, upright)]."""
@@ -187,11 +202,13 @@ def _suppress_overlaps(hits, threshold=0.3):
     return kept
 
 
-def load_detector(path=None):
-    """Load the cascade (see `animerec.cascade.cascade_path` for where it comes from).
+def load_detector(path=None, face_check=DEFAULT_FACE_CHECK_DIR):
+    """Load the cascade (see `animerec.cascade.cascade_path` for where it comes from) and the
+    face check in the directory `face_check` (None: no face check).
 
     Raises CascadeError when the file is missing, cannot be fetched, or is not a cascade
-    (OpenCV does not raise on a bad file; it gives an empty classifier).
+    (OpenCV does not raise on a bad file; it gives an empty classifier), and ModelError when
+    the face check cannot be read.
     """
     path = path or cascade_path()
     try:
@@ -203,4 +220,4 @@ def load_detector(path=None):
             f"{path} is not a readable OpenCV cascade: replace it with lbpcascade_animeface.xml "
             "(delete it and it is downloaded again)."
         )
-    return FaceDetector(cascade)
+    return FaceDetector(cascade, load_face_check(face_check) if face_check else None)

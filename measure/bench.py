@@ -46,15 +46,17 @@ def describe(settings):
 
 
 def detection_rows():
-    """(label, settings) from upstream's to the page's, one change at a time."""
+    """(label, settings) from upstream's to the page's, one change at a time (the face check last)."""
     page = DetectorSettings()
-    upright = page._replace(angles=UPRIGHT_ONLY)
+    unchecked = page._replace(face_check=False)
+    upright = unchecked._replace(angles=UPRIGHT_ONLY)
     return [
         ("upstream, before", UPSTREAM_SETTINGS),
         ("upstream on a 640 px copy", UPSTREAM_SETTINGS._replace(max_side=640)),
         ("page's sensitivity, upright only", upright),
-        ("turned passes at the upright copy's size", page._replace(turned_max_side=page.max_side)),
-        ("page default without the margin retry", page._replace(retry_margin=0.0)),
+        ("turned passes at the upright copy's size", unchecked._replace(turned_max_side=page.max_side)),
+        ("page default without the margin retry or the face check", unchecked._replace(retry_margin=0.0)),
+        ("page default without the face check", unchecked),
         ("page default", page),
     ]
 
@@ -90,6 +92,21 @@ def detection(images, rows):
         at3, at5 = score_detections({n: boxes[n] for n in names}, {n: marked.get(n, []) for n in names})
         print(f"| {rows[-1][0]}: {label} ({len(names)} scenes) | {describe(rows[-1][1])} | {at3.precision:.3f} "
               f"| {at3.recall:.3f} | {at5.precision:.3f} | {at5.recall:.3f} | |", flush=True)
+    # The face check trained on the calibration half of the shared scenes
+    # (`train.scenes.scene_halves`): only the other half judges it.
+    if Path(images).resolve() != (data_dir() / "scenes").resolve():
+        return
+    from train.scenes import scene_halves
+
+    held_out = sorted(p.name for p in scene_halves(images)["test"] if p.name in decoded)
+    for label, settings in (("without the face check", rows[-1][1]._replace(face_check=False)),
+                            ("with the face check", rows[-1][1]._replace(face_check=True))):
+        outlines = {n: [face_outline(b, decoded[n].shape) for b in detector.detect(decoded[n], settings)]
+                    for n in held_out}
+        at3, at5 = score_detections(outlines, {n: marked.get(n, []) for n in held_out})
+        print(f"| {rows[-1][0]}: face outlines, {label}, the half the face check never saw ({len(held_out)} scenes) "
+              f"| {describe(rows[-1][1])} | {at3.precision:.3f} | {at3.recall:.3f} | {at5.precision:.3f} "
+              f"| {at5.recall:.3f} | |", flush=True)
 
 
 def crops(data, per_folder=4, scales=(1, 2, 3, 4), seed=0):
@@ -109,7 +126,9 @@ def crops(data, per_folder=4, scales=(1, 2, 3, 4), seed=0):
     print(f"{len(images)} crops ({per_folder} per character of fewshot/ and faces/); {machine()}")
     print("| detector | " + " | ".join(f"found at {s}x" for s in scales) + " |")
     print("|---|" + "---|" * len(scales))
-    for label, settings in (("page default without the margin retry", page._replace(retry_margin=0.0)),
+    for label, settings in (("page default without the margin retry or the face check",
+                             page._replace(retry_margin=0.0, face_check=False)),
+                            ("page default without the face check", page._replace(face_check=False)),
                             ("page default", page)):
         shares = []
         for scale in scales:

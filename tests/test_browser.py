@@ -127,6 +127,21 @@ def test_upload_shows_boxes_charts_and_the_command_lines_names(browser, server, 
     context.close()
 
 
+def test_a_box_that_is_no_face_is_dropped_unless_the_face_check_is_turned_off(browser, server, data, shots):
+    # scenes/82.jpg, which the face check never saw: the cascade also boxes a kimono's sash.
+    context, page = open_page(browser, server)
+    upload_and_wait(page, [data / "scenes" / "82.jpg"])
+    assert page.get_by_text("82.jpg: 2 faces").count() == 1 and len(verdicts(page)) == 2
+    page.screenshot(path=shots / "face-check-on.png")
+    page.get_by_text("Detector sensitivity").click()
+    page.get_by_text("Drop boxes that are no face").click()
+    page.get_by_text("82.jpg: 3 faces").wait_for(timeout=120_000)
+    wait_idle(page)
+    assert len(verdicts(page)) == 3
+    page.screenshot(path=shots / "face-check-off.png")
+    context.close()
+
+
 def test_a_small_picture_is_shown_at_most_twice_its_size(browser, server, data, tmp_path):
     small = tmp_path / "small.png"
     Image.open(sorted((data / "faces" / "hatsune_miku").glob("*.jpg"))[0]).resize((64, 64)).save(small)

@@ -1,1 +1,1 @@
-"""Training side of animerec: `python -m train prepare|fit|calibrate|evaluate|pack|bench` (see `train.cli`)."""
+"""Training side of animerec: `python -m train prepare|fit|calibrate|evaluate|face-check|pack|bench` (see `train.cli`)."""

@@ -1,4 +1,4 @@
-"""`python -m train prepare | fit | calibrate | evaluate | pack | bench`: each a thin wrapper over one module."""
+"""`python -m train prepare | fit | calibrate | evaluate | face-check | pack | bench`: each a thin wrapper over one module."""
 
 import argparse
 import json
@@ -22,7 +22,7 @@ def main(argv=None):
     p = commands.add_parser("fit", help="train a network and write a model directory")
     p.add_argument("--data", type=Path, required=True, help="folder with one sub-folder of crops per character")
     p.add_argument("--out", type=Path, required=True, help="model directory to write, e.g. models/default")
-    p.add_argument("--arch", choices=("seed", "default"), default="default")
+    p.add_argument("--arch", choices=("seed", "default", "mobilenet"), default="default")
     p.add_argument("--epochs", type=int, default=defaults.EPOCHS)
     p.add_argument("--image-size", type=int, default=defaults.IMAGE_SIZE)
     p.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE)
@@ -85,6 +85,16 @@ def main(argv=None):
     p.add_argument("--embedding-layer", help="layer whose output is the gallery's face embedding (default: embedding)")
     p.add_argument("--cache", type=Path, default=Path(".cache"))
 
+    p = commands.add_parser("face-check", help="train the small network that drops the detector's boxes that are "
+                            "no face, choose its threshold and judge it on the held-out scenes")
+    p.add_argument("--data", type=Path, help="the shared data folder (default: ANIMEREC_DATA, else ../shared/data)")
+    p.add_argument("--out", type=Path, default=Path("models/face_check"))
+    p.add_argument("--split", type=Path, default=Path("models/default/split.json"),
+                   help="a model's split.json: only the crops that trained it train the check")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", type=Path, default=Path(".cache"), help="where the gathered examples are kept")
+
     p = commands.add_parser("pack", help="a compact copy of the data (and Keras's wheels) to send to a lent GPU")
     p.add_argument("out_dir", type=Path, help="folder to write, e.g. .pack (ignored by git)")
     p.add_argument("--data", type=Path, help="the shared data folder (default: ANIMEREC_DATA, else ../shared/data)")
@@ -141,6 +151,19 @@ def main(argv=None):
         except (AnimerecError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
+    elif args.command == "face-check":
+        from animerec.paths import data_dir
+        from train.facecheck import train_face_check
+
+        data = args.data or data_dir()
+        for folder in ("faces", "unknown", "strangers", "scenes"):
+            if not (data / folder).is_dir():
+                print(f"error: {data / folder}: no such folder (--data is the shared data folder).", file=sys.stderr)
+                return 1
+        if not args.split.is_file():
+            print(f"error: --split {args.split}: no such file.", file=sys.stderr)
+            return 1
+        train_face_check(data, args.out, args.split, epochs=args.epochs, seed=args.seed, cache_dir=args.cache)
     elif args.command == "pack":
         from animerec.paths import data_dir
         from train.pack import pack
