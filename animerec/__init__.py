@@ -1,7 +1,7 @@
 """animerec: find anime faces in an image and name the characters.
 
     image = decode_image(data)                 # bytes -> (H, W, 3) uint8 RGB
-    detector = load_detector()                 # the lbpcascade_animeface cascade
+    detector = load_detector()                 # the lbpcascade_animeface cascade and the face check
     recognizer = load_recognizer()             # models/default (or ANIMEREC_MODEL)
     faces = recognize(image, detector, recognizer)   # [Recognition(box, label, name, score, top_k, source, colourless)]
     annotated = draw_faces(image, faces)
