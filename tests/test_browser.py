@@ -134,7 +134,10 @@ def test_a_box_that_is_no_face_is_dropped_unless_the_face_check_is_turned_off(br
     assert page.get_by_text("82.jpg: 2 faces").count() == 1 and len(verdicts(page)) == 2
     page.screenshot(path=shots / "face-check-on.png")
     page.get_by_text("Detector sensitivity").click()
-    page.get_by_text("Drop boxes that are no face").click()
+    switch = page.get_by_text("Drop boxes that are no face")
+    switch.wait_for()
+    page.wait_for_timeout(500)  # the panel's opening animation moves the switch
+    switch.click()
     page.get_by_text("82.jpg: 3 faces").wait_for(timeout=120_000)
     wait_idle(page)
     assert len(verdicts(page)) == 3

@@ -27,6 +27,7 @@ def test_uploads_leave_no_file_behind(recognizer, data, tmp_path):
     shutil.copytree(ROOT / "animerec", work / "animerec", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / ".streamlit", work / ".streamlit")
     shutil.copytree(recognizer.path, work / "model", ignore=shutil.ignore_patterns("training"))
+    shutil.copytree(ROOT / "models" / "face_check", work / "models" / "face_check")
     shutil.copy(ROOT / "streamlit_app.py", work)
     shutil.copy(ROOT / "cascades" / "lbpcascade_animeface.xml", work / "cascade.xml")
     env = {"TMPDIR": str(tmp), "ANIMEREC_MODEL": str(work / "model"), "ANIMEREC_CASCADE": str(work / "cascade.xml"),
