@@ -50,8 +50,17 @@ COLOURLESS = ("This face has almost no colour (black-and-white or one-tint art):
 
 
 @st.cache_resource(show_spinner="Loading the face detector...")
+def load_the_detector():
+    """(the detector, why it has no face check or None): when the face check cannot be read, the
+    page finds faces without it rather than not at all."""
+    try:
+        return load_detector(), None
+    except ModelError as error:
+        return load_detector(face_check=None), f"{error} Until then, faces are found without it: some boxes may be no face."
+
+
 def get_detector():
-    return load_detector()
+    return load_the_detector()[0]
 
 
 @st.cache_resource(show_spinner="Loading the recogniser...")
@@ -118,6 +127,9 @@ def main():
         st.markdown(f"It knows **{known_in_words(card[0])}**. Anyone else is **Unknown**, unless you teach it "
                     "in *Add a character* (in the sidebar).")
     about_ui(card)
+    # What is missing (the model, the face check) is said above the uploader, though it is only
+    # known once they have loaded.
+    notices = st.container()
     # The uploader comes before anything heavy, so a visitor can choose a picture while the
     # detector and the model load.
     upload_tab, camera_tab = st.tabs(["Upload", "Webcam"])
@@ -128,12 +140,15 @@ def main():
         st.caption("The camera works when the page is opened on localhost or over HTTPS.")
         snapshot = st.camera_input("Take a snapshot")
     log.info("sent the uploader %.0f ms into the script run", (time.perf_counter() - started) * 1000)
-    try:
-        get_detector()
-    except AnimerecError as error:
-        st.error(str(error))
-        st.stop()
-    recognizer = recognizer_ui()
+    with notices:
+        try:
+            _, no_face_check = load_the_detector()
+        except AnimerecError as error:
+            st.error(str(error))
+            st.stop()
+        if no_face_check:
+            st.warning(no_face_check)
+        recognizer = recognizer_ui()
     if recognizer is not None:
         tune_the_server()
     threshold, top_k, settings = sidebar_ui(recognizer)

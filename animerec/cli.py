@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from animerec import defaults  # noqa: E402
 from animerec.decode import decode_image  # noqa: E402
 from animerec.detect import DetectorSettings, load_detector  # noqa: E402
-from animerec.errors import AnimerecError  # noqa: E402
+from animerec.errors import AnimerecError, ModelError  # noqa: E402
 from animerec.paths import DEFAULT_MODEL_DIR, IMAGE_EXTENSIONS, model_dir  # noqa: E402
 from animerec.recognize import (BELOW_THRESHOLD, NO_LINE, NO_MODEL, NOBODY_CLOSE, default_threshold,  # noqa: E402
                                 recognize, to_dict)
@@ -102,7 +102,7 @@ def main(argv=None):
         print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
-        detector = load_detector()
+        detector = _load_detector(args)
         recognizer = _load_model(args.model)
         gallery = _load_gallery(args.gallery, recognizer) if args.gallery else None
     except AnimerecError as error:
@@ -167,7 +167,7 @@ def enroll_main(argv):
         print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
-        detector = load_detector()
+        detector = _load_detector(args)
         from animerec.model import load_recognizer
 
         recognizer = load_recognizer(args.model or model_dir(), engine="numpy")
@@ -247,6 +247,16 @@ def _check_detector_arguments(args):
     if args.min_neighbors < 0 or args.min_size < 1 or args.max_side < 32:
         return "--min-neighbors must be >= 0, --min-size >= 1 and --max-side >= 32."
     return None
+
+
+def _load_detector(args):
+    """The detector, with the face check unless --no-face-check (then it is not even read)."""
+    if args.no_face_check:
+        return load_detector(face_check=None)
+    try:
+        return load_detector()
+    except ModelError as error:
+        raise ModelError(f"{error} Or pass --no-face-check.") from error
 
 
 def _load_model(path):

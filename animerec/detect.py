@@ -9,7 +9,7 @@ import numpy as np
 from animerec import defaults
 from animerec.cascade import cascade_path
 from animerec.errors import CascadeError
-from animerec.facecheck import DEFAULT_FACE_CHECK_DIR, load_face_check
+from animerec.facecheck import load_face_check
 
 
 class Box(NamedTuple):
@@ -202,9 +202,10 @@ def _suppress_overlaps(hits, threshold=0.3):
     return kept
 
 
-def load_detector(path=None, face_check=DEFAULT_FACE_CHECK_DIR):
+def load_detector(path=None, face_check=True):
     """Load the cascade (see `animerec.cascade.cascade_path` for where it comes from) and the
-    face check in the directory `face_check` (None: no face check).
+    face check: `face_check` True loads the default one (`animerec.paths.face_check_dir`), a path
+    the one in that directory, None or False none.
 
     Raises CascadeError when the file is missing, cannot be fetched, or is not a cascade
     (OpenCV does not raise on a bad file; it gives an empty classifier), and ModelError when
@@ -220,4 +221,6 @@ def load_detector(path=None, face_check=DEFAULT_FACE_CHECK_DIR):
             f"{path} is not a readable OpenCV cascade: replace it with lbpcascade_animeface.xml "
             "(delete it and it is downloaded again)."
         )
-    return FaceDetector(cascade, load_face_check(face_check) if face_check else None)
+    if not face_check:
+        return FaceDetector(cascade)
+    return FaceDetector(cascade, load_face_check(None if face_check is True else face_check))

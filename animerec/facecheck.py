@@ -3,16 +3,16 @@ cascade's faces from its false hits (a hand, the folds of a dress). The detector
 it scores under its card's threshold."""
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from animerec.crop import crop_faces
 from animerec.errors import ModelError
-from animerec.network import NumpyNetwork
-from animerec.paths import REPO_ROOT
+from animerec.network import NumpyNetwork, UnsupportedModel
+from animerec.paths import face_check_dir
 
-DEFAULT_FACE_CHECK_DIR = REPO_ROOT / "models" / "face_check"
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
 INPUT_SIZE = 40  # the check sees the recogniser's crop (box and margin) at this size
@@ -45,13 +45,13 @@ class FaceCheck:
 
 
 def load_face_check(path=None):
-    """The face check in the directory `path` (default `models/face_check/`). Raises ModelError
-    with a sentence when its files are missing or unreadable."""
-    path = Path(path or DEFAULT_FACE_CHECK_DIR)
+    """The face check in the directory `path` (default `animerec.paths.face_check_dir()`).
+    Raises ModelError with a sentence when its files are missing or unreadable."""
+    path = Path(path or face_check_dir())
     try:
         card = json.loads((path / CARD_FILE).read_text(encoding="utf-8"))
         network = NumpyNetwork(path / MODEL_FILE, outputs=["probabilities"])
         return FaceCheck(network, float(card["threshold"]))
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, UnsupportedModel) as error:
         raise ModelError(f"The face check in {path} could not be read ({type(error).__name__}): restore "
-                         "models/face_check/ from the repository, or turn the face check off.") from error
+                         "models/face_check/ from the repository.") from error

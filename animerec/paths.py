@@ -7,6 +7,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
 DEFAULT_CASCADE = REPO_ROOT / "cascades" / "lbpcascade_animeface.xml"
+DEFAULT_FACE_CHECK_DIR = REPO_ROOT / "models" / "face_check"
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 
 # What the command line takes from a folder and the page's uploader accepts. ".jfif" is how
@@ -17,6 +18,11 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jfif", ".png", ".webp", ".avif", ".gif", 
 def model_dir():
     """The model directory to load: `ANIMEREC_MODEL`, else `models/default/`."""
     return Path(os.environ.get("ANIMEREC_MODEL") or DEFAULT_MODEL_DIR)
+
+
+def face_check_dir():
+    """The detector's face check to load: `ANIMEREC_FACE_CHECK`, else `models/face_check/`."""
+    return Path(os.environ.get("ANIMEREC_FACE_CHECK") or DEFAULT_FACE_CHECK_DIR)
 
 
 def data_dir():

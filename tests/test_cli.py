@@ -122,6 +122,16 @@ def test_no_face_check_keeps_the_box_that_is_no_face(data):
     assert counts == [2, 3]
 
 
+def test_a_missing_face_check_is_one_line_and_exit_1_unless_turned_off(data, tmp_path):
+    scene, env = data / "scenes" / "82.jpg", {"ANIMEREC_FACE_CHECK": str(tmp_path / "no-such-check")}
+    result = run_cli(scene, env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: The face check in") and result.stderr.strip().endswith(
+        "Or pass --no-face-check.") and result.stderr.count("\n") == 1
+    result = run_cli(scene, "--json", "--no-face-check", env=env)
+    assert result.returncode == 0 and len(json.loads(result.stdout)[0]["faces"]) == 3
+
+
 def test_an_unknown_face_in_black_and_white_art_says_it_has_almost_no_colour(data, tmp_path):
     grey = tmp_path / "101-grey.png"
     Image.open(data / "scenes" / "101.jpg").convert("L").save(grey)

@@ -5,7 +5,8 @@ import pytest
 
 from animerec import DetectorSettings, decode_image, face_outline
 from animerec.errors import ModelError
-from animerec.facecheck import DEFAULT_FACE_CHECK_DIR, INPUT_SIZE, MODEL_FILE, load_face_check
+from animerec.facecheck import CARD_FILE, INPUT_SIZE, MODEL_FILE, load_face_check
+from animerec.paths import DEFAULT_FACE_CHECK_DIR
 from measure.detection import read_boxes, score_detections
 from tests.test_detect import documented_figures
 from train.scenes import scene_halves
@@ -21,9 +22,19 @@ def test_the_face_check_runs_with_numpy_as_keras_does():
     np.testing.assert_allclose(by_numpy, by_keras, atol=1e-4)
 
 
-def test_a_missing_face_check_says_what_to_do(tmp_path):
+def test_a_missing_or_broken_face_check_says_what_to_do(tmp_path):
     with pytest.raises(ModelError, match="restore models/face_check/"):
         load_face_check(tmp_path)
+    (tmp_path / CARD_FILE).write_text('{"threshold": 0.5}')
+    for junk in (b"", b"not a zip file", (DEFAULT_FACE_CHECK_DIR / MODEL_FILE).read_bytes()[:5000]):
+        (tmp_path / MODEL_FILE).write_bytes(junk)
+        with pytest.raises(ModelError, match="could not be read"):
+            load_face_check(tmp_path)
+    (tmp_path / MODEL_FILE).write_bytes((DEFAULT_FACE_CHECK_DIR / MODEL_FILE).read_bytes())
+    for card in ("", "[]", '{"threshold": "high"}', "{}"):
+        (tmp_path / CARD_FILE).write_text(card)
+        with pytest.raises(ModelError, match="could not be read"):
+            load_face_check(tmp_path)
 
 
 def test_scores_are_one_chance_per_box(detector):

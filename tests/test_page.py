@@ -205,6 +205,27 @@ def test_a_model_name_or_a_broken_gallery_file_is_refused_with_a_sentence(page, 
     assert not page.exception
 
 
+def test_a_missing_face_check_is_a_warning_and_faces_are_still_found_without_it(data, monkeypatch, tmp_path):
+    import streamlit as st
+
+    monkeypatch.setenv("ANIMEREC_FACE_CHECK", str(tmp_path / "no-such-check"))
+    # The detector is cached per server, and so are analyses: this "server" has no face check.
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        at.run()
+        assert not at.exception and "The face check in" in at.warning[0].value
+        assert "faces are found without it" in at.warning[0].value
+        upload(at, ("82.jpg", (data / "scenes" / "82.jpg").read_bytes(), "image/jpeg"))
+        assert not at.error
+        assert len([m for m in at.markdown if re.match(r"\*\*\d+\. ", m.value)]) == 3
+    finally:
+        monkeypatch.undo()
+        st.cache_resource.clear()
+        st.cache_data.clear()
+
+
 def test_a_missing_model_is_a_warning_and_faces_are_still_boxed(data, monkeypatch, tmp_path):
     import streamlit as st
 

@@ -23,7 +23,6 @@ import keras
 import numpy as np
 from keras import layers
 
-from animerec import defaults
 from animerec.crop import crop_faces
 from animerec.decode import decode_image
 from animerec.detect import DetectorSettings, face_outline, iou, load_detector
