@@ -41,6 +41,11 @@ def test_each_training_batch_adds_a_quarter_of_unknown_faces_with_a_uniform_targ
     assert np.all(ids[16 + extra:] >= 4 + len(unknown)), "identities apart from the unknown faces'"
     assert np.all(ids[16 + extra::2] == ids[17 + extra::2])
 
+    _, _, w = TrainingBatches(images, labels, 4, weights, 16, unknown, seed=0, non_faces=non_faces,
+                              negative_weight=1.5)[0]
+    assert np.allclose(w[16:], 1.5), "--negative-weight sets the weight of every face with a uniform target"
+    np.testing.assert_allclose(w[:16], weights[batches.order[:16]].astype(np.float32))
+
 
 def test_strangers_are_identities_of_their_own_and_a_share_of_each_batch_is_redrawn():
     from train.batches import TrainingBatches
@@ -83,7 +88,7 @@ def test_a_share_of_known_faces_is_shrunk_to_a_size_in_the_range_and_back():
     assert min(sizes) >= 8 and max(sizes) <= 16 and len(set(sizes)) > 3
 
 
-def test_fit_refuses_shares_and_sizes_it_cannot_use_in_one_line(capsys):
+def test_fit_refuses_shares_sizes_and_weights_it_cannot_use_in_one_line(capsys):
     import pytest
 
     from train.cli import main
@@ -91,7 +96,8 @@ def test_fit_refuses_shares_and_sizes_it_cannot_use_in_one_line(capsys):
     for given, said in ((["--degrade", "1.5"], "--degrade and --styles are shares"),
                         (["--styles", "-0.1"], "--degrade and --styles are shares"),
                         (["--degrade-sizes", "72", "40"], "--degrade-sizes needs 1 <= SMALLEST <= LARGEST"),
-                        (["--degrade-sizes", "0", "10"], "--degrade-sizes needs 1 <= SMALLEST <= LARGEST")):
+                        (["--degrade-sizes", "0", "10"], "--degrade-sizes needs 1 <= SMALLEST <= LARGEST"),
+                        (["--negative-weight", "-1"], "--negative-weight is a loss weight")):
         with pytest.raises(SystemExit) as stopped:
             main(["fit", "--data", "faces", "--out", "out", *given])
         assert stopped.value.code == 2 and said in capsys.readouterr().err

@@ -18,12 +18,13 @@ class TrainingBatches(keras.utils.PyDataset):
     each stranger its own identity (after the classes), drawn twice so that it has a partner.
     With `style_fraction`, that share of every batch is redrawn in another style
     (`train.styles`), each copy of a stranger on its own, so two styles of one face are a
-    positive pair. NumPy only, so it feeds any backend."""
+    positive pair. Every face with a uniform target weighs `negative_weight` in the loss. NumPy only, so it feeds any backend."""
 
     def __init__(self, images, labels, num_classes, weights, batch_size, unknown, seed, identities=False,
                  non_faces=None, strangers=None, style_fraction=0.0, degrade_fraction=DEGRADE_FRACTION,
-                 degrade_sizes=DEGRADE_SIZES):
+                 degrade_sizes=DEGRADE_SIZES, negative_weight=UNKNOWN_WEIGHT):
         super().__init__()
+        self.negative_weight = negative_weight
         self.identities = identities
         self.images, self.labels, self.num_classes = images, labels, num_classes
         self.weights, self.batch_size, self.unknown = weights.astype(np.float32), batch_size, unknown
@@ -62,7 +63,7 @@ class TrainingBatches(keras.utils.PyDataset):
                 chosen = np.repeat(chosen[: (extra + 1) // 2], 2)[:extra]
             x = np.concatenate([x, pool[chosen]])
             y = np.concatenate([y, np.full((extra, self.num_classes), 1 / self.num_classes, np.float32)])
-            w = np.concatenate([w, np.full(extra, UNKNOWN_WEIGHT, np.float32)])
+            w = np.concatenate([w, np.full(extra, self.negative_weight, np.float32)])
             ids = np.concatenate([ids, (first + chosen).astype(np.float32)])
         if self.style_fraction:
             x = restyle(x, self.rng, self.style_fraction)

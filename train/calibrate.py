@@ -112,22 +112,23 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
     def raw_scores(outputs):  # each face's raw number for its closest model character
         return Scorer.model_raw(outputs).max(axis=1)
 
-    raw_known, raw_unknown = raw_scores(val_outputs), raw_scores(unknown_faces["calibration"])
-    raw_newcomers = raw_scores(newcomers)[halves[0]]
-    raw_strangers = [raw_unknown, raw_newcomers]
+    raw_known = raw_scores(val_outputs)
+    raw_strangers = {"unknown": raw_scores(unknown_faces["calibration"]),
+                     "fewshot_before_enrolment": raw_scores(newcomers)[halves[0]]}
     if scene_faces and len(scene_faces["calibration"].probabilities):
-        raw_strangers.append(raw_scores(scene_faces["calibration"]))
+        raw_strangers["scene_faces"] = raw_scores(scene_faces["calibration"])
     if portraits:
-        raw_strangers.append(raw_scores(portraits["calibration"]))
+        raw_strangers["strangers"] = raw_scores(portraits["calibration"])
     right = Scorer.model_raw(val_outputs).argmax(axis=1) == val_labels
-    negatives = np.concatenate(raw_strangers)
+    negatives = np.concatenate(list(raw_strangers.values()))
     model_curve = fit_monotone(np.r_[raw_known, negatives], np.r_[right, np.zeros(len(negatives), bool)])
     # The threshold rejects `target` of each kind of stranger: `unknown/`, the few-shot
-    # characters before they are enrolled, and the faces found in the calibration scenes.
+    # characters before they are enrolled, the faces found in the calibration scenes and the
+    # official portraits. The card keeps each kind's own, so it shows which kind sets it.
     # Rounded up to the page slider's steps (0.01), so the page, the command line and the card
     # show and use one value, and it still rejects at least `target`.
-    threshold = float(np.ceil(round(float(model_curve(max(np.quantile(raw, target) for raw in raw_strangers))) * 100, 6))
-                      / 100)
+    by_kind = {kind: float(model_curve(np.quantile(raw, target))) for kind, raw in raw_strangers.items()}
+    threshold = float(np.ceil(round(max(by_kind.values()) * 100, 6)) / 100)
 
     scorer = scorer._replace(model_curve=model_curve)  # the new curve, whatever the card said before
 
@@ -186,6 +187,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
         "the top softmax probability (or a logistic curve of the cosine to an enrolled character's mean embedding)",
         "threshold": threshold,
         "target_unknown_rejection": target,
+        "threshold_by_kind": {kind: round(value, 4) for kind, value in by_kind.items()},
         "degraded_to_px": DEGRADED_SIZE,
         "model": model_curve.to_dict(),
         "gallery": gallery_curve.to_dict(),

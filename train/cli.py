@@ -52,6 +52,9 @@ def main(argv=None):
                    f"(default {defaults.DEGRADE_FRACTION})")
     p.add_argument("--degrade-sizes", type=int, nargs=2, default=defaults.DEGRADE_SIZES, metavar=("SMALLEST", "LARGEST"),
                    help="the pixel sizes they are shrunk to, drawn at random (default %(default)s)")
+    p.add_argument("--negative-weight", type=float, default=defaults.UNKNOWN_WEIGHT, metavar="WEIGHT",
+                   help="loss weight of each unknown face, stranger and picture with no face, against 1 for a known "
+                   "face (default %(default)s)")
     p.add_argument("--export", choices=("best", "last"), default="best", help="the epoch the model directory gets: "
                    "the best validation macro accuracy on clean crops (default), or the last")
     p.add_argument("--export-only", action="store_true", help="write the model directory again from a finished "
@@ -116,6 +119,8 @@ def main(argv=None):
 
         if args.frozen_backbone and not args.init:
             parser.error("--frozen-backbone needs --init: the model directory whose backbone to keep")
+        if args.negative_weight < 0:
+            parser.error(f"--negative-weight is a loss weight, 0 or more; got {args.negative_weight}")
         if not 0 <= args.degrade <= 1 or not 0 <= args.styles <= 1:
             parser.error(f"--degrade and --styles are shares of a batch, from 0 to 1; got {args.degrade} and {args.styles}")
         smallest, largest = args.degrade_sizes
@@ -131,7 +136,7 @@ def main(argv=None):
                 init=args.init, init_data=args.init_data, contrastive=args.contrastive, non_faces=args.non_faces,
                 frozen_backbone=args.frozen_backbone, precision=args.precision, strangers=args.strangers,
                 style_fraction=args.styles, degrade_fraction=args.degrade, degrade_sizes=tuple(args.degrade_sizes),
-                export=args.export, export_only=args.export_only)
+                export=args.export, export_only=args.export_only, negative_weight=args.negative_weight)
         except (AnimerecError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

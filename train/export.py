@@ -94,7 +94,10 @@ def _calibration_lines(c):
         "enrolment" + (f", and the {c['scenes']['calibration_faces']} faces the detector finds in half of "
                        "`scenes/`" if "calibration_faces" in c.get("scenes", {}) else "")
         + (", a fifth of `strangers/`" if "strangers" in t else "")
-        + "). On faces used for nothing else:",
+        + ")" + (f"; the kind that sets it is {max(c['threshold_by_kind'], key=c['threshold_by_kind'].get)}"
+                 f" (each kind's own: " + ", ".join(f"{k} {v:.2f}" for k, v in c["threshold_by_kind"].items()) + ")"
+                 if "threshold_by_kind" in c else "")
+        + ". On faces used for nothing else:",
         "",
         "| | value |",
         "|---|---|",

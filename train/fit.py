@@ -35,7 +35,7 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
         learning_rate=LEARNING_RATE, patience=PATIENCE, cache_dir=".cache", split_file=None, unknown=None,
         init=None, init_data=None, contrastive=0.0, non_faces=None, frozen_backbone=False, precision=None,
         strangers=None, style_fraction=0.0, degrade_fraction=DEGRADE_FRACTION, degrade_sizes=DEGRADE_SIZES,
-        export="best", export_only=False, log=print):
+        export="best", export_only=False, negative_weight=UNKNOWN_WEIGHT, log=print):
     """Train `arch` on the crops under `data` and write the model directory `out`.
 
     Splits per class with `seed` (near-duplicates kept together), weighs classes by the inverse
@@ -54,7 +54,8 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
     `strangers` is a folder of one face per character (`strangers/`): 60 % of them join training
     with a uniform target, each its own identity for the contrastive loss; the rest is kept for
     calibrating and judging (see `train.dataset.STRANGER_FRACTIONS`). `style_fraction` of each
-    batch is redrawn in another drawing style (`train.styles`). `degrade_fraction` of known faces
+    batch is redrawn in another drawing style (`train.styles`); each face with a uniform target
+    weighs `negative_weight` in the loss. `degrade_fraction` of known faces
     are shrunk to a size drawn from `degrade_sizes` (smallest, largest) and enlarged back.
     `export` "best" writes the epoch with the best validation macro accuracy (on clean crops),
     "last" the last epoch (for a run whose aim, such as small faces, clean validation does not
@@ -136,7 +137,7 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
                               identities=bool(contrastive), non_faces=non_face_images,
                               strangers=stranger_images[stranger_split["train"]] if strangers else None,
                               style_fraction=style_fraction, degrade_fraction=degrade_fraction,
-                              degrade_sizes=degrade_sizes)
+                              degrade_sizes=degrade_sizes, negative_weight=negative_weight)
     clock = EpochClock(work / "epoch_seconds.json")
     best, last = work / "best.weights.h5", work / "last.weights.h5"
     checkpoint = keras.callbacks.ModelCheckpoint(best, monitor="val_macro_accuracy", mode="max",
@@ -211,12 +212,12 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
             "loss": f"categorical cross-entropy, label smoothing {LABEL_SMOOTHING}, class weights (mean/n)^0.5"
             + (f", cosine margin {MARGIN} at scale {COSINE_SCALE}" if arch != "seed" else "")
             + (f"; {len(unknown_split['train'])} unknown faces with a uniform target, "
-               f"{UNKNOWN_PER_BATCH:.0%} of each batch, weight {UNKNOWN_WEIGHT}" if unknown else "")
+               f"{UNKNOWN_PER_BATCH:.0%} of each batch, weight {negative_weight}" if unknown else "")
             + (f"; {len(non_face_images)} pictures with no face (squares of {len(non_face_scenes)} illustrations "
                f"away from their faces, and synthetic) with a uniform target, {NON_FACES_PER_BATCH:.1%} of each batch, "
-               f"weight {UNKNOWN_WEIGHT}" if non_faces else "")
+               f"weight {negative_weight}" if non_faces else "")
             + (f"; {len(stranger_split['train'])} strangers (one face per character) with a uniform target, "
-               f"{STRANGERS_PER_BATCH:.0%} of each batch, weight {UNKNOWN_WEIGHT}" if strangers else "")
+               f"{STRANGERS_PER_BATCH:.0%} of each batch, weight {negative_weight}" if strangers else "")
             + (f"; supervised contrastive loss on the pooled features (weight {contrastive}, temperature 0.1, "
                "each unknown face, stranger and picture with no face its own identity)" if contrastive else ""),
             "augmentation": f"in the model (flip, rotation, zoom, shift, brightness, contrast, saturation); "
