@@ -88,13 +88,40 @@ def test_a_share_of_known_faces_is_shrunk_to_a_size_in_the_range_and_back():
     assert min(sizes) >= 8 and max(sizes) <= 16 and len(set(sizes)) > 3
 
 
+def test_strangers_are_drawn_by_their_odds():
+    from train.batches import TrainingBatches
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 8, 8, 3), dtype=np.uint8)
+    strangers = np.stack([np.full((8, 8, 3), v, np.uint8) for v in range(10)])  # each told by its grey level
+    odds = np.r_[np.full(9, 0.01), 0.91]
+    batches = TrainingBatches(images, np.arange(64) % 4, 4, np.ones(64), 64, images[:0], seed=0,
+                              strangers=strangers, stranger_odds=odds)
+    drawn = np.concatenate([batches[0][0][64:, 0, 0, 0] for _ in range(20)])
+    assert 0.8 < np.mean(drawn == 9) < 0.98, "the stranger with odds 0.91 is most of the draws"
+
+
+def test_hard_strangers_are_the_ones_the_model_puts_nearest_a_character():
+    from train.architectures import make_model
+    from train.fit import stranger_odds
+
+    model = make_model("default", 32, 3, seed=0)
+    images = np.random.default_rng(1).integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    odds = stranger_odds(model, images, 0.5)
+    assert odds.shape == (12,) and np.isclose(odds.sum(), 1) and np.all(odds >= 0.5 / 12)
+    even = stranger_odds(model, images, 0.0)
+    np.testing.assert_allclose(even, 1 / 12)
+
+
 def test_fit_refuses_shares_sizes_and_weights_it_cannot_use_in_one_line(capsys):
     import pytest
 
     from train.cli import main
 
-    for given, said in ((["--degrade", "1.5"], "--degrade and --styles are shares"),
-                        (["--styles", "-0.1"], "--degrade and --styles are shares"),
+    for given, said in ((["--degrade", "1.5"], "--degrade, --styles and --hard-strangers are shares"),
+                        (["--styles", "-0.1"], "--degrade, --styles and --hard-strangers are shares"),
+                        (["--hard-strangers", "2"], "--degrade, --styles and --hard-strangers are shares"),
+                        (["--hard-strangers", "0.5"], "--hard-strangers needs --init"),
                         (["--degrade-sizes", "72", "40"], "--degrade-sizes needs 1 <= SMALLEST <= LARGEST"),
                         (["--degrade-sizes", "0", "10"], "--degrade-sizes needs 1 <= SMALLEST <= LARGEST"),
                         (["--negative-weight", "-1"], "--negative-weight is a loss weight")):

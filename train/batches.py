@@ -18,13 +18,15 @@ class TrainingBatches(keras.utils.PyDataset):
     each stranger its own identity (after the classes), drawn twice so that it has a partner.
     With `style_fraction`, that share of every batch is redrawn in another style
     (`train.styles`), each copy of a stranger on its own, so two styles of one face are a
-    positive pair. Every face with a uniform target weighs `negative_weight` in the loss. NumPy only, so it feeds any backend."""
+    positive pair. Every face with a uniform target weighs `negative_weight` in the loss; with
+    `stranger_odds` (one number per stranger), strangers are drawn in proportion to them. NumPy only, so it feeds any backend."""
 
     def __init__(self, images, labels, num_classes, weights, batch_size, unknown, seed, identities=False,
                  non_faces=None, strangers=None, style_fraction=0.0, degrade_fraction=DEGRADE_FRACTION,
-                 degrade_sizes=DEGRADE_SIZES, negative_weight=UNKNOWN_WEIGHT):
+                 degrade_sizes=DEGRADE_SIZES, negative_weight=UNKNOWN_WEIGHT, stranger_odds=None):
         super().__init__()
         self.negative_weight = negative_weight
+        self.stranger_odds = None if stranger_odds is None else np.asarray(stranger_odds, float) / np.sum(stranger_odds)
         self.identities = identities
         self.images, self.labels, self.num_classes = images, labels, num_classes
         self.weights, self.batch_size, self.unknown = weights.astype(np.float32), batch_size, unknown
@@ -58,7 +60,10 @@ class TrainingBatches(keras.utils.PyDataset):
             extra = int(round(share * len(idx))) if len(pool) else 0
             if not extra:
                 continue
-            chosen = self.rng.integers(0, len(pool), extra)
+            if pool is self.strangers and self.stranger_odds is not None:
+                chosen = self.rng.choice(len(pool), extra, p=self.stranger_odds)
+            else:
+                chosen = self.rng.integers(0, len(pool), extra)
             if self.identities:  # each one twice: the model augments the copies differently
                 chosen = np.repeat(chosen[: (extra + 1) // 2], 2)[:extra]
             x = np.concatenate([x, pool[chosen]])

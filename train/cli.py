@@ -55,6 +55,9 @@ def main(argv=None):
     p.add_argument("--negative-weight", type=float, default=defaults.UNKNOWN_WEIGHT, metavar="WEIGHT",
                    help="loss weight of each unknown face, stranger and picture with no face, against 1 for a known "
                    "face (default %(default)s)")
+    p.add_argument("--hard-strangers", type=float, default=0.0, metavar="SHARE",
+                   help="with --init and --strangers: that share of the strangers in each batch is drawn by how "
+                   "close --init puts them to one of its characters, the rest evenly (default 0)")
     p.add_argument("--export", choices=("best", "last"), default="best", help="the epoch the model directory gets: "
                    "the best validation macro accuracy on clean crops (default), or the last")
     p.add_argument("--export-only", action="store_true", help="write the model directory again from a finished "
@@ -121,8 +124,11 @@ def main(argv=None):
             parser.error("--frozen-backbone needs --init: the model directory whose backbone to keep")
         if args.negative_weight < 0:
             parser.error(f"--negative-weight is a loss weight, 0 or more; got {args.negative_weight}")
-        if not 0 <= args.degrade <= 1 or not 0 <= args.styles <= 1:
-            parser.error(f"--degrade and --styles are shares of a batch, from 0 to 1; got {args.degrade} and {args.styles}")
+        if not 0 <= args.degrade <= 1 or not 0 <= args.styles <= 1 or not 0 <= args.hard_strangers <= 1:
+            parser.error("--degrade, --styles and --hard-strangers are shares of a batch, from 0 to 1; got "
+                         f"{args.degrade}, {args.styles} and {args.hard_strangers}")
+        if args.hard_strangers and not (args.init and args.strangers):
+            parser.error("--hard-strangers needs --init (the model that finds them) and --strangers")
         smallest, largest = args.degrade_sizes
         if not 1 <= smallest <= largest:
             parser.error(f"--degrade-sizes needs 1 <= SMALLEST <= LARGEST pixels; got {smallest} {largest}")
@@ -136,7 +142,8 @@ def main(argv=None):
                 init=args.init, init_data=args.init_data, contrastive=args.contrastive, non_faces=args.non_faces,
                 frozen_backbone=args.frozen_backbone, precision=args.precision, strangers=args.strangers,
                 style_fraction=args.styles, degrade_fraction=args.degrade, degrade_sizes=tuple(args.degrade_sizes),
-                export=args.export, export_only=args.export_only, negative_weight=args.negative_weight)
+                export=args.export, export_only=args.export_only, negative_weight=args.negative_weight,
+                hard_strangers=args.hard_strangers)
         except (AnimerecError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

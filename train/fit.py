@@ -35,7 +35,7 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
         learning_rate=LEARNING_RATE, patience=PATIENCE, cache_dir=".cache", split_file=None, unknown=None,
         init=None, init_data=None, contrastive=0.0, non_faces=None, frozen_backbone=False, precision=None,
         strangers=None, style_fraction=0.0, degrade_fraction=DEGRADE_FRACTION, degrade_sizes=DEGRADE_SIZES,
-        export="best", export_only=False, negative_weight=UNKNOWN_WEIGHT, log=print):
+        export="best", export_only=False, negative_weight=UNKNOWN_WEIGHT, hard_strangers=0.0, log=print):
     """Train `arch` on the crops under `data` and write the model directory `out`.
 
     Splits per class with `seed` (near-duplicates kept together), weighs classes by the inverse
@@ -55,7 +55,9 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
     with a uniform target, each its own identity for the contrastive loss; the rest is kept for
     calibrating and judging (see `train.dataset.STRANGER_FRACTIONS`). `style_fraction` of each
     batch is redrawn in another drawing style (`train.styles`); each face with a uniform target
-    weighs `negative_weight` in the loss. `degrade_fraction` of known faces
+    weighs `negative_weight` in the loss. With `hard_strangers` (and `init`), that share of the
+    strangers is drawn by how close `init` puts them to a character (`stranger_odds`), the
+    rest evenly. `degrade_fraction` of known faces
     are shrunk to a size drawn from `degrade_sizes` (smallest, largest) and enlarged back.
     `export` "best" writes the epoch with the best validation macro accuracy (on clean crops),
     "last" the last epoch (for a run whose aim, such as small faces, clean validation does not
@@ -75,7 +77,8 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
            "init": str(init), "init_data": str(init_data), "contrastive": contrastive,
            "non_faces": str(non_faces), "frozen_backbone": frozen_backbone, "precision": str(precision),
            "strangers": str(strangers), "style_fraction": style_fraction,
-           "degrade_fraction": degrade_fraction, "degrade_sizes": list(degrade_sizes)}
+           "degrade_fraction": degrade_fraction, "degrade_sizes": list(degrade_sizes),
+           "negative_weight": negative_weight, "hard_strangers": hard_strangers}
     finished = claim_work_dir(work, run, log, finished_only=export_only)
     keras.utils.set_random_seed(seed)
 
@@ -116,6 +119,11 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
             log(f"initialised {copy_weights(init, model)} layers from {init}")
         if frozen_backbone:
             log(f"froze {freeze_backbone(model)} layers up to the pooled features")
+        odds = None
+        if hard_strangers and strangers and init:
+            odds = stranger_odds(model, stranger_images[stranger_split["train"]], hard_strangers)
+            log(f"{hard_strangers:.0%} of strangers drawn by closeness to a character; the closest tenth "
+                f"{np.sort(odds)[-len(odds) // 10:].sum() / odds.sum():.0%} of the draws")
         steps = epochs * int(np.ceil(len(y["train"]) / batch_size))
         schedule = keras.optimizers.schedules.CosineDecay(
             learning_rate / 10, steps, warmup_target=learning_rate, warmup_steps=min(steps // 10, 500)
@@ -137,7 +145,7 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
                               identities=bool(contrastive), non_faces=non_face_images,
                               strangers=stranger_images[stranger_split["train"]] if strangers else None,
                               style_fraction=style_fraction, degrade_fraction=degrade_fraction,
-                              degrade_sizes=degrade_sizes, negative_weight=negative_weight)
+                              degrade_sizes=degrade_sizes, negative_weight=negative_weight, stranger_odds=odds)
     clock = EpochClock(work / "epoch_seconds.json")
     best, last = work / "best.weights.h5", work / "last.weights.h5"
     checkpoint = keras.callbacks.ModelCheckpoint(best, monitor="val_macro_accuracy", mode="max",
@@ -218,6 +226,8 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
                f"weight {negative_weight}" if non_faces else "")
             + (f"; {len(stranger_split['train'])} strangers (one face per character) with a uniform target, "
                f"{STRANGERS_PER_BATCH:.0%} of each batch, weight {negative_weight}" if strangers else "")
+            + (f"; {hard_strangers:.0%} of strangers drawn by closeness to a character of the initial model"
+               if hard_strangers and strangers and init else "")
             + (f"; supervised contrastive loss on the pooled features (weight {contrastive}, temperature 0.1, "
                "each unknown face, stranger and picture with no face its own identity)" if contrastive else ""),
             "augmentation": f"in the model (flip, rotation, zoom, shift, brightness, contrast, saturation); "
@@ -249,6 +259,19 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
     finish_run(work, run, card["training"]["wall_seconds"])
     confusion_png(matrix, faces.classes, out / "confusion.png", title=f"{out.name}: test split")
     return card
+
+
+HARD_TEMPERATURE = 0.05  # of the cosines to the nearest prototype that draw hard strangers
+
+
+def stranger_odds(model, images, share):
+    """Each stranger's chance of a draw: `share` of the draws go by softmax(cosine to the
+    nearest character's prototype / HARD_TEMPERATURE), the strangers `model` already finds most
+    like a character (look-alikes), and the rest evenly."""
+    cosines = keras.Model(model.input, model.get_layer("prototypes").output).predict(images, batch_size=256, verbose=0)
+    closeness = np.asarray(cosines, np.float64).max(axis=1) / HARD_TEMPERATURE
+    hard = np.exp(closeness - closeness.max())
+    return (1 - share) / len(images) + share * hard / hard.sum()
 
 
 def _px(sizes):
