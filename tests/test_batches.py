@@ -105,10 +105,15 @@ def test_hard_strangers_are_the_ones_the_model_puts_nearest_a_character():
     from train.architectures import make_model
     from train.fit import stranger_odds
 
+    import keras
+
     model = make_model("default", 32, 3, seed=0)
     images = np.random.default_rng(1).integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
     odds = stranger_odds(model, images, 0.5)
     assert odds.shape == (12,) and np.isclose(odds.sum(), 1) and np.all(odds >= 0.5 / 12)
+    nearest = keras.Model(model.input, model.get_layer("prototypes").output).predict(images, verbose=0).max(axis=1)
+    np.testing.assert_array_equal(np.argsort(odds, kind="stable"), np.argsort(nearest, kind="stable"),
+                                  "the closer to a character, the likelier the draw")
     even = stranger_odds(model, images, 0.0)
     np.testing.assert_allclose(even, 1 / 12)
 
@@ -124,7 +129,10 @@ def test_fit_refuses_shares_sizes_and_weights_it_cannot_use_in_one_line(capsys):
                         (["--hard-strangers", "0.5"], "--hard-strangers needs --init"),
                         (["--degrade-sizes", "72", "40"], "--degrade-sizes needs 1 <= SMALLEST <= LARGEST"),
                         (["--degrade-sizes", "0", "10"], "--degrade-sizes needs 1 <= SMALLEST <= LARGEST"),
-                        (["--negative-weight", "-1"], "--negative-weight is a loss weight")):
+                        (["--hard-strangers", "0.5", "--init", "m", "--strangers", "s", "--arch", "seed"],
+                         "--hard-strangers needs a cosine head"),
+                        (["--negative-weight", "-1"], "--negative-weight is a loss weight"),
+                        (["--negative-weight", "nan"], "--negative-weight is a loss weight")):
         with pytest.raises(SystemExit) as stopped:
             main(["fit", "--data", "faces", "--out", "out", *given])
         assert stopped.value.code == 2 and said in capsys.readouterr().err

@@ -19,7 +19,8 @@ class TrainingBatches(keras.utils.PyDataset):
     With `style_fraction`, that share of every batch is redrawn in another style
     (`train.styles`), each copy of a stranger on its own, so two styles of one face are a
     positive pair. Every face with a uniform target weighs `negative_weight` in the loss; with
-    `stranger_odds` (one number per stranger), strangers are drawn in proportion to them. NumPy only, so it feeds any backend."""
+    `stranger_odds` (one number per stranger), strangers are drawn in proportion to them.
+    NumPy only, so it feeds any backend."""
 
     def __init__(self, images, labels, num_classes, weights, batch_size, unknown, seed, identities=False,
                  non_faces=None, strangers=None, style_fraction=0.0, degrade_fraction=DEGRADE_FRACTION,

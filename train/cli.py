@@ -122,13 +122,15 @@ def main(argv=None):
 
         if args.frozen_backbone and not args.init:
             parser.error("--frozen-backbone needs --init: the model directory whose backbone to keep")
-        if args.negative_weight < 0:
+        if not args.negative_weight >= 0:  # NaN too
             parser.error(f"--negative-weight is a loss weight, 0 or more; got {args.negative_weight}")
         if not 0 <= args.degrade <= 1 or not 0 <= args.styles <= 1 or not 0 <= args.hard_strangers <= 1:
             parser.error("--degrade, --styles and --hard-strangers are shares of a batch, from 0 to 1; got "
                          f"{args.degrade}, {args.styles} and {args.hard_strangers}")
         if args.hard_strangers and not (args.init and args.strangers):
             parser.error("--hard-strangers needs --init (the model that finds them) and --strangers")
+        if args.hard_strangers and args.arch == "seed":
+            parser.error("--hard-strangers needs a cosine head (--arch default or mobilenet) to find them")
         smallest, largest = args.degrade_sizes
         if not 1 <= smallest <= largest:
             parser.error(f"--degrade-sizes needs 1 <= SMALLEST <= LARGEST pixels; got {smallest} {largest}")

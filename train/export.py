@@ -80,6 +80,17 @@ def card_markdown(card, labels):
     return "\n".join(lines)
 
 
+STRANGER_KINDS = {"unknown": "`unknown/`", "fewshot_before_enrolment": "the few-shot characters before enrolment",
+                  "scene_faces": "the scenes' faces", "strangers": "the official portraits"}
+
+
+def _strictest_kind(by_kind):
+    """Which kind of stranger sets the default threshold, and each kind's own, for the card."""
+    strictest = max(by_kind, key=by_kind.get)
+    return (f"; {STRANGER_KINDS.get(strictest, strictest)} set it (each kind's own: "
+            + ", ".join(f"{STRANGER_KINDS.get(kind, kind)} {value:.2f}" for kind, value in by_kind.items()) + ")")
+
+
 def _calibration_lines(c):
     """The unknown rule and the gallery, from `train calibrate`'s result."""
     if not c:
@@ -94,9 +105,7 @@ def _calibration_lines(c):
         "enrolment" + (f", and the {c['scenes']['calibration_faces']} faces the detector finds in half of "
                        "`scenes/`" if "calibration_faces" in c.get("scenes", {}) else "")
         + (", a fifth of `strangers/`" if "strangers" in t else "")
-        + ")" + (f"; the kind that sets it is {max(c['threshold_by_kind'], key=c['threshold_by_kind'].get)}"
-                 f" (each kind's own: " + ", ".join(f"{k} {v:.2f}" for k, v in c["threshold_by_kind"].items()) + ")"
-                 if "threshold_by_kind" in c else "")
+        + ")" + (_strictest_kind(c["threshold_by_kind"]) if "threshold_by_kind" in c else "")
         + ". On faces used for nothing else:",
         "",
         "| | value |",

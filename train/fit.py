@@ -69,6 +69,8 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
     """
     if frozen_backbone and not init:
         raise ValueError("A frozen backbone needs --init: the model directory whose backbone to keep.")
+    if hard_strangers and arch == "seed":
+        raise ValueError("Hard strangers are found by a cosine head's prototypes, which the seed network lacks.")
     started = time.time()
     out = Path(out)
     work = out / WORK_DIR
@@ -120,10 +122,10 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
         if frozen_backbone:
             log(f"froze {freeze_backbone(model)} layers up to the pooled features")
         odds = None
-        if hard_strangers and strangers and init:
+        if hard_strangers and strangers and init and not finished:
             odds = stranger_odds(model, stranger_images[stranger_split["train"]], hard_strangers)
             log(f"{hard_strangers:.0%} of strangers drawn by closeness to a character; the closest tenth "
-                f"{np.sort(odds)[-len(odds) // 10:].sum() / odds.sum():.0%} of the draws")
+                f"{np.sort(odds)[-max(1, len(odds) // 10):].sum():.0%} of the draws")
         steps = epochs * int(np.ceil(len(y["train"]) / batch_size))
         schedule = keras.optimizers.schedules.CosineDecay(
             learning_rate / 10, steps, warmup_target=learning_rate, warmup_steps=min(steps // 10, 500)
