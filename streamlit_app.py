@@ -322,12 +322,14 @@ def about_ui(card):
                      "often missed or Unknown.")
         st.markdown("\n\n".join(plain))
         training = card.get("training", {})
-        start = training.get("initialised_from")
+        members = card.get("members") or []
+        networks = (f"an ensemble of {len(members)} networks, whose cosines to each character are averaged: "
+                    + "; ".join(f"a `{m.get('architecture', '?')}` network {trained_from(m.get('training', {}))}"
+                                for m in members) + ";" if members else
+                    f"a `{card.get('architecture', '?')}` network {trained_from(training)}")
         st.markdown(
-            f"**The figures.** Version `{card.get('version', 'unversioned')}`: a `{card.get('architecture', '?')}` "
-            "network trained " + (f"from the weights of `{start}`" if start else "from scratch")
-            + f" on {training.get('classes', len(characters))} characters' face crops, "
-            f"{card.get('input_size', '?')} px input."
+            f"**The figures.** Version `{card.get('version', 'unversioned')}`: {networks} on "
+            f"{training.get('classes', len(characters))} characters' face crops, {card.get('input_size', '?')} px input."
         )
         if test:
             st.markdown(
@@ -335,12 +337,14 @@ def about_ui(card):
                 f"**{test.get('macro_accuracy', 0):.1%}** macro accuracy (mean per-character recall), "
                 f"{test.get('top5_accuracy', 0):.1%} top-5."
             )
-        if training:
+        for member in [m.get("training", {}) for m in members] or [training]:
+            start = member.get("initialised_from")
             st.markdown(
-                f"Trained for {training.get('epochs_run', '?')}{' more' if start else ''} epochs "
-                f"(best at {training.get('best_epoch', '?')}) "
-                f"with {training.get('optimizer', '?')}; {training.get('loss', '')}. Score: {card.get('score', '?')}."
+                f"Trained for {member.get('epochs_run', '?')}{' more' if start else ''} epochs "
+                f"(best at {member.get('best_epoch', '?')}) "
+                f"with {member.get('optimizer', '?')}; {member.get('loss', '')}."
             )
+        st.markdown(f"Score: {card.get('score', '?')}.")
         if calibration:
             st.markdown(
                 f"**Unknown faces**: the score is the calibrated chance that a name is right. At the default "
@@ -354,6 +358,11 @@ def about_ui(card):
             pd.DataFrame([{"character": c.name, "series": c.series} for c in characters]),
             hide_index=True, width="stretch",
         )
+
+
+def trained_from(training):
+    start = training.get("initialised_from")
+    return f"trained from the weights of `{start}`" if start else "trained from scratch"
 
 
 def results_ui(inputs, recognizer, threshold, top_k, settings):

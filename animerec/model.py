@@ -230,7 +230,8 @@ def load_recognizer(path=None, engine="keras"):
                 model = keras.models.load_model(path / MODEL_FILE, compile=False)
     except Exception as error:
         raise ModelError(f"Could not load {path / MODEL_FILE} ({type(error).__name__}: {error}).") from None
-    outputs = int(model.output_shape[-1])
+    shape = model.output_shape  # an ensemble's is a list: the probabilities', then its embedding's
+    outputs = int((shape[0] if isinstance(shape, list) else shape)[-1])
     if outputs != len(characters):
         raise ModelError(
             f"{path / MODEL_FILE} has {outputs} outputs but {LABELS_FILE} names {len(characters)} characters."

@@ -3,8 +3,9 @@
 Importing Keras imports TensorFlow, which takes most of the command line's cold start and of a
 fresh page's first visit. The page only ever runs the network forward, on a few crops, so this
 module reads the `.keras` file itself (its `config.json` graph and `model.weights.h5`) and
-evaluates the layers the project's networks use: convolutions, batch normalisation, pooling,
-dense layers, residual additions and the cosine head. Training-only layers (augmentation,
+evaluates the layers the project's networks use: convolutions (depthwise too, for MobileNetV2),
+batch normalisation, pooling, dense layers, residual additions, the cosine head and an
+ensemble's concatenated embedding. Training-only layers (augmentation,
 dropout) pass their input through, as Keras does at inference. A model with any other layer
 raises UnsupportedModel, and `animerec.model` then loads it with Keras.
 """
@@ -22,7 +23,7 @@ class UnsupportedModel(Exception):
 
 
 PASS_THROUGH = {"InputLayer", "Dropout", "Sequential"}  # the Sequential is the augmentation block
-WEIGHTED = {"Conv2D", "BatchNormalization", "Dense"}
+WEIGHTED = {"Conv2D", "DepthwiseConv2D", "BatchNormalization", "Dense"}
 
 
 class NumpyNetwork:
@@ -43,9 +44,13 @@ class NumpyNetwork:
         self.layers = config["config"]["layers"]
         self.input_name = config["config"]["input_layers"][0]
         self.input_shape = tuple(self.layers[0]["config"]["batch_shape"])
+        # The first output is the probabilities (an ensemble's second is its embedding).
+        declared = config["config"]["output_layers"]
+        self.probabilities = (declared[0] if isinstance(declared[0], list) else declared)[0]
         self.outputs = list(outputs) if outputs else self.output_names(embedding_layer)
-        # The shape Keras recorded for the last layer's input: the last layer is the softmax.
-        self.output_shape = tuple(next(_tensors(self.layers[-1]["inbound_nodes"][0]["args"]))["config"]["shape"])
+        # The shape Keras recorded for the softmax's input.
+        softmax = next(layer for layer in self.layers if layer["name"] == self.probabilities)
+        self.output_shape = tuple(next(_tensors(softmax["inbound_nodes"][0]["args"]))["config"]["shape"])
         counts = Counter()
         self.params = {}
         with h5py.File(io.BytesIO(weights), "r") as saved:
@@ -69,7 +74,7 @@ class NumpyNetwork:
         name = embedding_layer or ("embedding" if "embedding" in names else names[-2])
         if name not in names:  # Keras's loader says so in a sentence
             raise UnsupportedModel(f"no layer {name!r}")
-        return [names[-1], name] + (["prototypes"] if "prototypes" in names else [])
+        return [self.probabilities, name] + (["prototypes"] if "prototypes" in names else [])
 
     def predict_on_batch(self, crops):
         """The outputs for a batch of crops, as Keras's method of the same name gives them."""
@@ -99,8 +104,13 @@ def _check_supported(kind, config):
         kind not in PASS_THROUGH | WEIGHTED | SIMPLE
         or kind == "Sequential" and any(inner["class_name"] not in AUGMENTATION for inner in config["layers"])
         or config.get("activation", "linear") not in ACTIVATIONS
-        or kind == "Conv2D" and (tuple(config["dilation_rate"]) != (1, 1) or config.get("groups", 1) != 1
-                                 or config["data_format"] != "channels_last")
+        or kind in ("Conv2D", "DepthwiseConv2D") and (tuple(config["dilation_rate"]) != (1, 1)
+                                                      or config.get("groups", 1) != 1
+                                                      or config.get("depth_multiplier", 1) != 1
+                                                      or config["data_format"] != "channels_last")
+        or kind == "ReLU" and (config.get("negative_slope", 0) != 0 or config.get("threshold", 0) != 0)
+        or kind == "ZeroPadding2D" and config["data_format"] != "channels_last"
+        or kind == "Concatenate" and config.get("axis", -1) not in (-1, 1)
         or kind == "BatchNormalization" and (config["axis"] not in (-1, [-1], 3, [3]) or not config["center"]
                                              or not config["scale"])
         or kind == "MaxPooling2D" and (config["padding"] != "valid"
@@ -115,7 +125,7 @@ def _check_supported(kind, config):
 def _snake(name):
     out = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
     return out.replace("conv2_d", "conv2d").replace("global_average_pooling2_d", "global_average_pooling2d") \
-        .replace("max_pooling2_d", "max_pooling2d")
+        .replace("max_pooling2_d", "max_pooling2d").replace("padding2_d", "padding2d").replace("re_l_u", "re_lu")
 
 
 def _tensors(args):
@@ -138,9 +148,7 @@ def _conv(x, kernel, strides, padding):
     n, h, w, _ = x.shape
     sh, sw = strides
     if padding == "same":
-        out_h, out_w = -(-h // sh), -(-w // sw)
-        pad_h, pad_w = max(0, (out_h - 1) * sh + kh - h), max(0, (out_w - 1) * sw + kw - w)
-        x = np.pad(x, ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)))
+        x, out_h, out_w = _same_padding(x, kh, kw, strides)
     else:
         out_h, out_w = (h - kh) // sh + 1, (w - kw) // sw + 1
     if kh == kw == 1:
@@ -150,6 +158,31 @@ def _conv(x, kernel, strides, padding):
     windows = np.lib.stride_tricks.as_strided(
         x, (n, out_h, out_w, kh, kw, cin), (s[0], s[1] * sh, s[2] * sw, s[1], s[2], s[3]), writeable=False)
     return (windows.reshape(n * out_h * out_w, kh * kw * cin) @ kernel.reshape(-1, cout)).reshape(n, out_h, out_w, cout)
+
+
+def _same_padding(x, kh, kw, strides):
+    """`x` padded as Keras's 'same' does (the extra row and column at the bottom and right),
+    and the output's height and width."""
+    n, h, w, _ = x.shape
+    sh, sw = strides
+    out_h, out_w = -(-h // sh), -(-w // sw)
+    pad_h, pad_w = max(0, (out_h - 1) * sh + kh - h), max(0, (out_w - 1) * sw + kw - w)
+    return np.pad(x, ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0))), out_h, out_w
+
+
+def _depthwise(x, kernel, strides, padding):
+    """Depthwise 2-D convolution (one filter per channel), NHWC: a sum over the kernel's taps."""
+    kh, kw = kernel.shape[:2]
+    sh, sw = strides
+    if padding == "same":
+        x, out_h, out_w = _same_padding(x, kh, kw, strides)
+    else:
+        out_h, out_w = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
+    out = np.zeros((x.shape[0], out_h, out_w, x.shape[3]), np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            out += x[:, i : i + (out_h - 1) * sh + 1 : sh, j : j + (out_w - 1) * sw + 1 : sw, :] * kernel[i, j, :, 0]
+    return out
 
 
 def _activation(x, name):
@@ -174,6 +207,19 @@ def _evaluate(kind, config, inputs, params):
         if config["use_bias"]:
             out = out + params[1]
         return _activation(out, config["activation"])
+    if kind == "DepthwiseConv2D":
+        out = _depthwise(x, params[0], config["strides"], config["padding"])
+        if config["use_bias"]:
+            out = out + params[1]
+        return _activation(out, config["activation"])
+    if kind == "ReLU":
+        top = config.get("max_value")
+        return np.maximum(x, 0.0) if top is None else np.clip(x, 0.0, np.float32(top))
+    if kind == "ZeroPadding2D":
+        (top, bottom), (left, right) = config["padding"]
+        return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    if kind == "Concatenate":
+        return np.concatenate(inputs, axis=-1)
     if kind == "BatchNormalization":
         gamma, beta, mean, variance = params  # center and scale are on in every network here
         scale = gamma / np.sqrt(variance + np.float32(config["epsilon"]))
@@ -201,4 +247,5 @@ def _evaluate(kind, config, inputs, params):
     raise UnsupportedModel(f"a {kind} layer")
 
 
-SIMPLE = {"Rescaling", "Activation", "Add", "GlobalAveragePooling2D", "MaxPooling2D", "Flatten", "UnitNormalization"}
+SIMPLE = {"Rescaling", "Activation", "Add", "GlobalAveragePooling2D", "MaxPooling2D", "Flatten", "UnitNormalization",
+          "ReLU", "ZeroPadding2D", "Concatenate"}

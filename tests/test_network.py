@@ -59,3 +59,40 @@ def test_the_command_line_never_imports_tensorflow(data):
     result = subprocess.run([sys.executable, "-c", code, str(data / "scenes" / "101.jpg")], capture_output=True,
                             text=True, cwd=REPO_ROOT, timeout=300, env={"PYTHONPATH": str(REPO_ROOT), "PATH": ""})
     assert result.stdout.splitlines()[-1] == "0 False False", result.stderr[-2000:]
+
+
+def _model_dir(path, model, card):
+    import json
+
+    path.mkdir()
+    model.save(path / "model.keras")
+    classes = model.outputs[0].shape[-1]
+    (path / "labels.json").write_text(json.dumps([{"slug": f"c{i}", "name": f"C {i}", "series": "s"}
+                                                  for i in range(classes)]))
+    (path / "card.json").write_text(json.dumps({"version": path.name, "flip_average": True, **card}))
+    return path
+
+
+def test_numpy_runs_the_pretrained_mobilenet_and_an_ensemble_as_keras_does(tmp_path):
+    """MobileNetV2's depthwise convolutions, ReLU6 and padding, and an ensemble's weighted
+    cosines and joined embedding, with random weights (batch norm statistics moved off 0 and 1
+    so that every term counts)."""
+    from train.architectures import make_model
+    from train.ensemble import build_ensemble
+
+    rng = np.random.default_rng(1)
+    members = [make_model("mobilenet", 40, 3, seed=0), make_model("default", 40, 3, seed=1)]
+    for member in members:
+        for layer in member.layers:
+            if type(layer).__name__ == "BatchNormalization":
+                gamma, beta, mean, variance = layer.get_weights()
+                layer.set_weights([gamma * rng.uniform(0.5, 1.5, gamma.shape), beta + rng.normal(0, 0.1, beta.shape),
+                                   rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 2, variance.shape)])
+    crops = rng.integers(0, 256, (4, 40, 40, 3), dtype=np.uint8)
+    dirs = [_model_dir(tmp_path / "mobilenet", members[0], {"embedding_layer": "pooled"}),
+            _model_dir(tmp_path / "ensemble", build_ensemble(members, [1.0, 3.0]), {"embedding_layer": "pooled"})]
+    for model_dir in dirs:
+        keras_run, numpy_run = load_recognizer(model_dir), load_recognizer(model_dir, engine="numpy")
+        assert numpy_run.engine == "numpy", model_dir.name
+        for a, b in zip(keras_run.run(crops), numpy_run.run(crops)):
+            np.testing.assert_allclose(b, a, atol=3e-5)

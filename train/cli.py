@@ -1,4 +1,4 @@
-"""`python -m train prepare | fit | calibrate | evaluate | face-check | pack | bench`: each a thin wrapper over one module."""
+"""`python -m train prepare | fit | ensemble | calibrate | evaluate | face-check | pack | bench`: each a thin wrapper over one module."""
 
 import argparse
 import json
@@ -65,6 +65,14 @@ def main(argv=None):
     p.add_argument("--init-data", type=Path, help="where --init's characters are, when --data holds only new ones "
                    "(default: the shared data folder its card names)")
 
+    p = commands.add_parser("ensemble", help="one model directory from several trained on the same split: their "
+                            "cosines averaged, their embeddings side by side")
+    p.add_argument("members", type=Path, nargs="+", help="model directories written by fit")
+    p.add_argument("--out", type=Path, required=True, help="model directory to write")
+    p.add_argument("--data", type=Path, required=True, help="the crops the members were trained on (faces/)")
+    p.add_argument("--weights", type=float, nargs="+", help="one weight per member (default: equal)")
+    p.add_argument("--cache", type=Path, default=Path(".cache"))
+
     p = commands.add_parser("evaluate", help="metrics JSON and a confusion-matrix PNG on folder-per-class data")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--model", type=Path, required=True)
@@ -127,6 +135,10 @@ def main(argv=None):
         if not 0 <= args.degrade <= 1 or not 0 <= args.styles <= 1 or not 0 <= args.hard_strangers <= 1:
             parser.error("--degrade, --styles and --hard-strangers are shares of a batch, from 0 to 1; got "
                          f"{args.degrade}, {args.styles} and {args.hard_strangers}")
+        from train.ensemble import ENSEMBLE_INIT, is_ensemble
+
+        if args.init and is_ensemble(args.init):
+            parser.error(ENSEMBLE_INIT)
         if args.hard_strangers and not (args.init and args.strangers):
             parser.error("--hard-strangers needs --init (the model that finds them) and --strangers")
         if args.hard_strangers and args.arch == "seed":
@@ -147,6 +159,18 @@ def main(argv=None):
                 export=args.export, export_only=args.export_only, negative_weight=args.negative_weight,
                 hard_strangers=args.hard_strangers)
         except (AnimerecError, FileNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    elif args.command == "ensemble":
+        from train.ensemble import ensemble
+
+        for folder in (*args.members, args.data):
+            if not folder.is_dir():
+                print(f"error: {folder}: no such folder.", file=sys.stderr)
+                return 1
+        try:
+            ensemble(args.members, args.out, args.data, weights=args.weights, cache_dir=args.cache)
+        except (ValueError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
     elif args.command == "calibrate":

@@ -4,6 +4,17 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 
+def naming_scores_of(model, images, flip_average, embedding_layer=None, batch_size=256):
+    """The scores that name each face (`animerec.scoring.naming_scores`) of a Keras `model`,
+    through the page's own functions, in batches."""
+    from animerec.model import Outputs, outputs_model, predict
+    from animerec.scoring import naming_scores
+
+    outputs = outputs_model(model, embedding_layer)
+    return np.concatenate([naming_scores(Outputs(*predict(outputs, images[i:i + batch_size], flip_average)))
+                           for i in range(0, len(images), batch_size)])
+
+
 def classification_metrics(scores, labels, classes):
     """Accuracy, macro accuracy (mean per-class recall), top-5 accuracy and per-class recall.
 

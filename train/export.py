@@ -41,8 +41,10 @@ def card_markdown(card, labels):
     lines = [
         f"# Model card: {card['version']}",
         "",
-        f"A `{card['architecture']}` network ({card['parameters']:,} parameters) trained "
-        + (f"from the weights of {t['initialised_from']} " if t.get("initialised_from") else "from scratch ")
+        (f"An ensemble of {len(card['members'])} networks ({card['parameters']:,} parameters in all) "
+         if card.get("members") else
+         f"A `{card['architecture']}` network ({card['parameters']:,} parameters) trained "
+         + (f"from the weights of {t['initialised_from']} " if t.get("initialised_from") else "from scratch "))
         + f"on {t['classes']} characters' face crops (`{t['data']}`), input {card['input_size']} x "
         f"{card['input_size']} RGB.",
         "",
@@ -59,17 +61,7 @@ def card_markdown(card, labels):
            "(validation chose this)." if card.get("flip_average") else ""),
         "",
         *_calibration_lines(card.get("calibration")),
-        "## Training",
-        "",
-        f"- Split: {t['split']}, seed {t['seed']}: " + ", ".join(f"{k} {v}" for k, v in t["images"].items()) + ".",
-        f"- {t['optimizer']}; {t['loss']}; batch {t['batch_size']}.",
-        f"- {t['epochs_run']} epochs run, best validation macro accuracy at epoch {t['best_epoch']} "
-        f"({t['seconds_to_best']} s); {t['seconds_per_epoch']} s per epoch, "
-        f"{t['train_images_per_second']} training images per second.",
-        *([f"- Started from the weights of {t['initialised_from']}."] if t.get("initialised_from") else []),
-        *([f"- Frozen: {t['frozen']}."] if t.get("frozen") else []),
-        f"- Backend {t['backend']} on {', '.join(t['devices'])} ({t['machine']}), policy {t['policy']}, {t['date']}.",
-        "",
+        *(_members_lines(card) if card.get("members") else ["## Training", "", *_training_lines(t), ""]),
         "## Characters",
         "",
         "| slug | name | series |",
@@ -78,6 +70,30 @@ def card_markdown(card, labels):
         "",
     ]
     return "\n".join(lines)
+
+
+def _training_lines(t):
+    return [
+        f"- Split: {t['split']}, seed {t['seed']}: " + ", ".join(f"{k} {v}" for k, v in t["images"].items()) + ".",
+        f"- {t['optimizer']}; {t['loss']}; batch {t['batch_size']}.",
+        f"- {t['epochs_run']} epochs run, best validation macro accuracy at epoch {t['best_epoch']} "
+        f"({t['seconds_to_best']} s); {t['seconds_per_epoch']} s per epoch, "
+        f"{t['train_images_per_second']} training images per second.",
+        *([f"- Started from the weights of {t['initialised_from']}."] if t.get("initialised_from") else []),
+        *([f"- Frozen: {t['frozen']}."] if t.get("frozen") else []),
+        f"- Backend {t['backend']} on {', '.join(t['devices'])} ({t['machine']}), policy {t['policy']}, {t['date']}.",
+    ]
+
+
+def _members_lines(card):
+    """An ensemble's members (`train.ensemble`), each with how it was trained."""
+    lines = [f"## Members: {card['training']['combined']}", ""]
+    for member in card["members"]:
+        test = member["test"]
+        lines += [f"### `{member['version']}`: a `{member['architecture']}` network, weight {member['weight']:g}",
+                  "", f"- Alone on the test split: accuracy {test['accuracy']:.1%}, macro accuracy "
+                  f"{test['macro_accuracy']:.1%}.", *_training_lines(member["training"]), ""]
+    return lines
 
 
 STRANGER_KINDS = {"unknown": "`unknown/`", "fewshot_before_enrolment": "the few-shot characters before enrolment",

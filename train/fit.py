@@ -12,9 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from animerec.model import Outputs, outputs_model, predict
-from animerec.scoring import naming_scores
-from train.architectures import COSINE_SCALE, make_model
+from train.architectures import COSINE_SCALE, MOBILENET_WEIGHTS, make_model
 from train.batches import TrainingBatches
 from train.batchnorm import recalibrate_batch_norm
 from train.dataset import (STRANGER_FRACTIONS, load_faces, load_unlabelled, read_split, read_unknown_split, split_indices,
@@ -22,7 +20,8 @@ from train.dataset import (STRANGER_FRACTIONS, load_faces, load_unlabelled, read
 from train.defaults import (BATCH_SIZE, DEGRADE_FRACTION, DEGRADE_SIZES, EPOCHS, IMAGE_SIZE, LEARNING_RATE,
                             NON_FACES_PER_BATCH, PATIENCE, STRANGERS_PER_BATCH, UNKNOWN_PER_BATCH, UNKNOWN_WEIGHT)
 from train.devices import compile_whole_steps, cpu_count, restores_global_state, setup_devices
-from train.evaluate import classification_metrics, confusion_matrix, confusion_png
+from train.ensemble import ENSEMBLE_INIT, is_ensemble
+from train.evaluate import classification_metrics, confusion_matrix, confusion_png, naming_scores_of
 from train.export import write_model_dir
 from train.finetune import copy_weights, faces_with_init_classes, freeze_backbone
 from train.losses import LABEL_SMOOTHING, MARGIN, contrastive_loss, margin_loss
@@ -69,6 +68,8 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
     """
     if frozen_backbone and not init:
         raise ValueError("A frozen backbone needs --init: the model directory whose backbone to keep.")
+    if init and is_ensemble(init):
+        raise ValueError(ENSEMBLE_INIT)
     if hard_strangers and arch == "seed":
         raise ValueError("Hard strangers are found by a cosine head's prototypes, which the seed network lacks.")
     started = time.time()
@@ -181,10 +182,10 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
     # Validation decides whether averaging each crop with its mirror image is worth its cost;
     # the test split only reports.
     flip = max((False, True), key=lambda f: classification_metrics(
-        _naming_scores(final, x["val"], f), y["val"], faces.classes)["macro_accuracy"])
-    test_scores = _naming_scores(final, x["test"], flip)
+        naming_scores_of(final, x["val"], f), y["val"], faces.classes)["macro_accuracy"])
+    test_scores = naming_scores_of(final, x["test"], flip)
     metrics = classification_metrics(test_scores, y["test"], faces.classes)
-    val_metrics = classification_metrics(_naming_scores(final, x["val"], flip), y["val"], faces.classes)
+    val_metrics = classification_metrics(naming_scores_of(final, x["val"], flip), y["val"], faces.classes)
     log(f"test: accuracy {metrics['accuracy']:.4f}, macro accuracy {metrics['macro_accuracy']:.4f}, "
         f"top-5 {metrics['top5_accuracy']:.4f}")
 
@@ -236,7 +237,7 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
             f"{degrade_fraction:.0%} of known faces shrunk to {_px(degrade_sizes)} and back"
             + (f"; {style_fraction:.0%} of every batch redrawn in another style (blur, sharpening, JPEG, "
                "line weight, posterised, grey)" if style_fraction else ""),
-            "initialised_from": str(init) if init else None,
+            "initialised_from": str(init) if init else _pretrained(arch),
             **({"frozen": "every layer up to the pooled features kept as initialised"} if frozen_backbone else {}),
             **({"characters_from": sources} if sources else {}),
             "backend": keras.backend.backend(),
@@ -276,13 +277,13 @@ def stranger_odds(model, images, share):
     return (1 - share) / len(images) + share * hard / hard.sum()
 
 
+def _pretrained(arch):
+    """What a network not started from --init was started from, when not from scratch."""
+    if arch == "mobilenet" and MOBILENET_WEIGHTS.is_file():
+        return f"the MobileNetV2 of ../shared/backbones/{MOBILENET_WEIGHTS.name} (ImageNet up to block 10)"
+    return None
+
+
 def _px(sizes):
     low, high = sizes
     return f"{low} px" if low == high else f"{low}-{high} px"
-
-
-def _naming_scores(model, images, flip_average, batch_size=256):
-    """The scores that name each face, through the page's own functions, in batches."""
-    outputs = outputs_model(model)
-    return np.concatenate([naming_scores(Outputs(*predict(outputs, images[i:i + batch_size], flip_average)))
-                           for i in range(0, len(images), batch_size)])

@@ -1,0 +1,82 @@
+"""`train ensemble`: two networks trained on the same split combined into one model directory
+whose cosines are their weighted mean and whose embedding joins theirs, loaded as any other, and
+the runs it refuses in one line."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import QUIET
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def members(shapes, tmp_path_factory):
+    """Two tiny cosine-head networks on the synthetic shapes, the second on the first's split."""
+    from train.fit import fit
+
+    root = tmp_path_factory.mktemp("members")
+    first, second = root / "first", root / "second"
+    fit(shapes, first, arch="default", epochs=2, image_size=32, batch_size=32, cache_dir=None, seed=0, log=QUIET)
+    fit(shapes, second, arch="default", epochs=2, image_size=32, batch_size=32, cache_dir=None, seed=1,
+        split_file=first / "split.json", log=QUIET)
+    return first, second
+
+
+def test_the_ensemble_averages_its_members_cosines_and_joins_their_embeddings(members, shapes, tmp_path):
+    from PIL import Image
+
+    from animerec.model import load_recognizer
+    from train.ensemble import ensemble
+
+    out = tmp_path / "both"
+    card = ensemble(members, out, shapes, weights=[1.0, 3.0], cache_dir=None, log=QUIET)
+    assert card["architecture"] == "ensemble of default and default" and card["embedding_layer"] == "pooled"
+    assert [m["weight"] for m in card["members"]] == [1.0, 3.0]
+    assert json.loads((out / "split.json").read_text()) == json.loads((members[0] / "split.json").read_text())
+    assert "An ensemble of 2 networks" in (out / "card.md").read_text()
+
+    test_files = json.loads((out / "split.json").read_text())["test"]
+    crops = np.stack([np.asarray(Image.open(shapes / f).convert("RGB")) for f in test_files[:12]])
+    both = load_recognizer(out).run(crops)
+    alone = [_pooled_run(m, crops) for m in members]
+    np.testing.assert_allclose(both.cosines, (alone[0].cosines + 3 * alone[1].cosines) / 4, atol=1e-5)
+    # The cosine between two faces' joined embeddings is the weighted mean of the members'.
+    np.testing.assert_allclose(both.embeddings @ both.embeddings.T,
+                               (alone[0].embeddings @ alone[0].embeddings.T
+                                + 3 * alone[1].embeddings @ alone[1].embeddings.T) / 4, atol=1e-5)
+    assert both.probabilities.shape == (12, 3)
+    assert load_recognizer(out, engine="numpy").engine == "numpy"
+
+
+def _pooled_run(model_dir, crops):
+    """The member's outputs with its pooled features as the embedding, as the ensemble reads them."""
+    from animerec.model import Recognizer, load_recognizer
+
+    loaded = load_recognizer(model_dir)
+    return Recognizer(loaded.model, loaded.characters, {**loaded.card, "embedding_layer": "pooled"}, model_dir).run(crops)
+
+
+def test_members_of_different_splits_or_an_ensemble_to_train_are_refused_in_one_line(members, shapes, tmp_path,
+                                                                                      capsys):
+    from train.cli import main
+
+    odd = shutil.copytree(members[1], tmp_path / "odd")
+    split = json.loads((odd / "split.json").read_text())
+    split["train"], split["test"] = split["test"], split["train"]
+    (odd / "split.json").write_text(json.dumps(split))
+    assert main(["ensemble", str(members[0]), str(odd), "--out", str(tmp_path / "no"), "--data", str(shapes)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "different splits" in err and "\n" not in err
+
+    both = tmp_path / "both"
+    assert main(["ensemble", *map(str, members), "--out", str(both), "--data", str(shapes), "--cache",
+                 str(tmp_path / "cache")]) == 0
+    with pytest.raises(SystemExit) as stopped:
+        main(["fit", "--data", str(shapes), "--out", str(tmp_path / "more"), "--init", str(both)])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "is an ensemble, which cannot be trained further" in err
