@@ -323,24 +323,26 @@ def about_ui(card):
         st.markdown("\n\n".join(plain))
         training = card.get("training", {})
         members = card.get("members") or []
-        networks = (f"an ensemble of {len(members)} networks, whose cosines to each character are averaged: "
+        classes = training.get("classes", len(characters))
+        networks = (f"an ensemble of {len(members)} networks trained on {classes} characters' face crops, whose "
+                    "cosines to each character are averaged: "
                     + "; ".join(f"a `{m.get('architecture', '?')}` network {trained_from(m.get('training', {}))}"
-                                for m in members) + ";" if members else
-                    f"a `{card.get('architecture', '?')}` network {trained_from(training)}")
-        st.markdown(
-            f"**The figures.** Version `{card.get('version', 'unversioned')}`: {networks} on "
-            f"{training.get('classes', len(characters))} characters' face crops, {card.get('input_size', '?')} px input."
-        )
+                                for m in members) if members else
+                    f"a `{card.get('architecture', '?')}` network {trained_from(training)} on {classes} "
+                    "characters' face crops")
+        st.markdown(f"**The figures.** Version `{card.get('version', 'unversioned')}`: {networks}. "
+                    f"Input {card.get('input_size', '?')} px.")
         if test:
             st.markdown(
                 f"On {test.get('images', '?')} held-out test faces: **{test.get('accuracy', 0):.1%}** accuracy, "
                 f"**{test.get('macro_accuracy', 0):.1%}** macro accuracy (mean per-character recall), "
                 f"{test.get('top5_accuracy', 0):.1%} top-5."
             )
-        for member in [m.get("training", {}) for m in members] or [training]:
+        for network, member in [(f"The `{m.get('architecture', '?')}` network: t", m.get("training", {}))
+                                for m in members] or [("T", training)]:
             start = member.get("initialised_from")
             st.markdown(
-                f"Trained for {member.get('epochs_run', '?')}{' more' if start else ''} epochs "
+                f"{network}rained for {member.get('epochs_run', '?')}{' more' if start else ''} epochs "
                 f"(best at {member.get('best_epoch', '?')}) "
                 f"with {member.get('optimizer', '?')}; {member.get('loss', '')}."
             )
