@@ -144,10 +144,26 @@ def test_a_finished_run_exports_its_last_epoch_without_training_again(shapes, tm
 def test_fit_says_in_one_line_when_the_scenes_for_non_faces_are_missing(shapes, tmp_path, capsys):
     from train.cli import main
 
+    empty = tmp_path / "empty"
+    empty.mkdir()
     assert main(["fit", "--data", str(shapes), "--out", str(tmp_path / "out"), "--image-size", "32",
-                 "--cache", str(tmp_path / "cache"), "--non-faces", str(tmp_path / "nowhere")]) == 1
+                 "--cache", str(tmp_path / "cache"), "--non-faces", str(empty)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "has 0 illustrations" in err and "\n" not in err
+
+
+def test_a_mistyped_folder_is_one_line_and_leaves_an_interrupted_run_to_resume(shapes, tmp_path, capsys):
+    from train.cli import main
+
+    work = tmp_path / "out" / "training"
+    work.mkdir(parents=True)
+    (work / "run.json").write_text('{"another": "run"}')
+    for option in ("--data", "--unknown", "--strangers", "--non-faces", "--init"):
+        folders = {"--data": str(shapes), option: str(tmp_path / "nowhere")}
+        assert main(["fit", "--out", str(tmp_path / "out"), *[x for pair in folders.items() for x in pair]]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == f"error: {option} {tmp_path / 'nowhere'}: no such folder.", option
+    assert (work / "run.json").read_text() == '{"another": "run"}', "the interrupted run is still there"
 
 
 def test_the_mobilenet_network_starts_from_the_shared_pretrained_weights():

@@ -72,6 +72,11 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
         raise ValueError(ENSEMBLE_INIT)
     if hard_strangers and arch == "seed":
         raise ValueError("Hard strangers are found by a cosine head's prototypes, which the seed network lacks.")
+    # Before the work folder is claimed: a mistyped folder must not clear a run that could resume.
+    for option, folder in (("--data", data), ("--unknown", unknown), ("--strangers", strangers),
+                           ("--non-faces", non_faces), ("--init", init), ("--init-data", init_data)):
+        if folder is not None and not Path(folder).is_dir():
+            raise FileNotFoundError(f"{option} {folder}: no such folder.")
     started = time.time()
     out = Path(out)
     work = out / WORK_DIR
