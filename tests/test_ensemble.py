@@ -80,3 +80,16 @@ def test_members_of_different_splits_or_an_ensemble_to_train_are_refused_in_one_
     assert stopped.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "is an ensemble, which cannot be trained further" in err
+
+
+def test_bench_gives_an_ensemble_its_members_training_figures(members, shapes, tmp_path):
+    from train.bench import bench
+    from train.ensemble import ensemble
+
+    out = tmp_path / "both"
+    ensemble(members, out, shapes, cache_dir=None, log=QUIET)
+    rows = bench([members[0], out], runs=1, log=QUIET)
+    trained = [json.loads((m / "card.json").read_text())["training"] for m in members]
+    assert rows[0]["best_epoch"] == str(trained[0]["best_epoch"])
+    assert rows[1]["best_epoch"] == f"{trained[0]['best_epoch']} + {trained[1]['best_epoch']}"
+    assert rows[1]["network"] == "ensemble of default and default" and rows[1]["ms_batch_8"] > 0

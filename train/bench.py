@@ -1,7 +1,8 @@
 """`python -m train bench MODEL_DIR [MODEL_DIR ...]`: networks side by side.
 
 Training figures (images per second, seconds per epoch, epochs and wall time to the best
-validation score) are the ones `fit` measured and wrote into each card; inference is timed now,
+validation score) are the ones `fit` measured and wrote into each card (an ensemble's, its
+members', joined by "+"); inference is timed now,
 through the page's own call path (crop, resize, one batched `predict_on_batch`); test scores are
 each card's, from its test split. Models trained with the same data, image size and seed, or
 with `--split`, share their split, and the table says whether they do.
@@ -27,13 +28,14 @@ def bench(model_dirs, runs=30, log=print):
     rows = []
     for model_dir in model_dirs:
         recognizer = load_recognizer(model_dir)
-        card, training = recognizer.card, recognizer.card["training"]
+        card = recognizer.card
         call = page_call(recognizer)
+        # An ensemble trained nothing itself: its members' figures, one per member.
+        trained = [m["training"] for m in card.get("members", [])] or [card["training"]]
+        figures = {key: " + ".join(f"{t[key]:.0f}" if key == "seconds_to_best" else str(t[key]) for t in trained)
+                   for key in ("train_images_per_second", "seconds_per_epoch", "best_epoch", "seconds_to_best")}
         row = {
-            "network": card["architecture"], "params": card["parameters"], "input": card["input_size"],
-            "train_images_per_second": training["train_images_per_second"],
-            "seconds_per_epoch": training["seconds_per_epoch"], "best_epoch": training["best_epoch"],
-            "seconds_to_best": training["seconds_to_best"],
+            "network": card["architecture"], "params": card["parameters"], "input": card["input_size"], **figures,
             "ms_batch_1": inference_ms(call, image, boxes[:1], runs),
             "ms_batch_8": inference_ms(call, image, boxes, runs),
             "accuracy": card["metrics"]["test"]["accuracy"],
@@ -41,6 +43,6 @@ def bench(model_dirs, runs=30, log=print):
         }
         rows.append(row)
         log(f"| `{row['network']}` | {row['params']:,} | {row['input']} px | {row['train_images_per_second']} | "
-            f"{row['seconds_per_epoch']} | {row['best_epoch']} | {row['seconds_to_best']:.0f} | "
+            f"{row['seconds_per_epoch']} | {row['best_epoch']} | {row['seconds_to_best']} | "
             f"{row['ms_batch_1']:.1f} | {row['ms_batch_8']:.1f} | {row['accuracy']:.1%} | {row['macro_accuracy']:.1%} |")
     return rows

@@ -1,8 +1,8 @@
 """One network from several trained ones (`train ensemble`).
 
-Networks of different families trained on the same faces make different mistakes: the
-from-scratch ResNet knows the two training sources' colours well, the pretrained MobileNetV2
-brings ImageNet's edges and textures. The ensemble is a single Keras model (one graph, each
+Networks of different families trained on the same faces make different mistakes (the ResNet
+trained from scratch and the MobileNetV2 started from ImageNet: `docs/model.md`), so their mean
+names more faces right than either. The ensemble is a single Keras model (one graph, each
 member's layers under its own prefix), so the page, the command line, `train evaluate` and
 `train calibrate` use it as any other model directory:
 
@@ -131,7 +131,8 @@ def ensemble(members, out, data, weights=None, cache_dir=".cache", log=print):
         "training": {"data": first["data"], "classes": first["classes"], "images": first["images"],
                      "split": first["split"], "combined": "the weighted mean of the members' cosines; no training "
                      "of its own", "date": datetime.date.today().isoformat()},
-        "metrics": {**metrics, "named_by": "the highest mean cosine to a character's prototypes, as the page names"},
+        "metrics": {"test": metrics["test"], "validation": metrics["val"],
+                    "named_by": "the highest mean cosine to a character's prototypes, as the page names"},
     }
     write_model_dir(out, model, slugs, card, data, split_files=splits[0])
     confusion_png(confusion_matrix(scored["test"], faces.labels[split["test"]], len(slugs)), slugs,
