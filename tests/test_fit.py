@@ -162,7 +162,8 @@ def test_a_mistyped_folder_is_one_line_and_leaves_an_interrupted_run_to_resume(s
         folders = {"--data": str(shapes), option: str(tmp_path / "nowhere")}
         assert main(["fit", "--out", str(tmp_path / "out"), *[x for pair in folders.items() for x in pair]]) == 1
         err = capsys.readouterr().err.strip()
-        assert err == f"error: {option} {tmp_path / 'nowhere'}: no such folder.", option
+        assert err == (f"error: {tmp_path / 'nowhere'} is not a folder: give the folder of crops, one sub-folder per "
+                       "character." if option == "--data" else f"error: {option} {tmp_path / 'nowhere'}: no such folder.")
     assert (work / "run.json").read_text() == '{"another": "run"}', "the interrupted run is still there"
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from train.architectures import COSINE_SCALE, MOBILENET_WEIGHTS, make_model
 from train.batches import TrainingBatches
 from train.batchnorm import recalibrate_batch_norm
-from train.dataset import (STRANGER_FRACTIONS, load_faces, load_unlabelled, read_split, read_unknown_split, split_indices,
+from train.dataset import (STRANGER_FRACTIONS, list_images, load_faces, load_unlabelled, read_split, read_unknown_split, split_indices,
                            split_unlabelled)
 from train.defaults import (BATCH_SIZE, DEGRADE_FRACTION, DEGRADE_SIZES, EPOCHS, IMAGE_SIZE, LEARNING_RATE,
                             NON_FACES_PER_BATCH, PATIENCE, STRANGERS_PER_BATCH, UNKNOWN_PER_BATCH, UNKNOWN_WEIGHT)
@@ -73,8 +73,9 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
     if hard_strangers and arch == "seed":
         raise ValueError("Hard strangers are found by a cosine head's prototypes, which the seed network lacks.")
     # Before the work folder is claimed: a mistyped folder must not clear a run that could resume.
-    for option, folder in (("--data", data), ("--unknown", unknown), ("--strangers", strangers),
-                           ("--non-faces", non_faces), ("--init", init), ("--init-data", init_data)):
+    list_images(data)  # a missing --data is told what the folder should hold
+    for option, folder in (("--unknown", unknown), ("--strangers", strangers), ("--non-faces", non_faces),
+                           ("--init", init), ("--init-data", init_data)):
         if folder is not None and not Path(folder).is_dir():
             raise FileNotFoundError(f"{option} {folder}: no such folder.")
     started = time.time()
