@@ -72,6 +72,15 @@ def test_members_of_different_splits_or_an_ensemble_to_train_are_refused_in_one_
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "different splits" in err and "\n" not in err
 
+    (tmp_path / "empty").mkdir()
+    assert main(["ensemble", str(members[0]), str(tmp_path / "empty"), "--out", str(tmp_path / "no"),
+                 "--data", str(shapes)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: The model directory {tmp_path / 'empty'} has no model.keras: copy or retrain the whole directory."
+    assert main(["ensemble", *map(str, members), "--weights", "1", "--out", str(tmp_path / "no"), "--data",
+                 str(shapes)]) == 1
+    assert "one positive weight per member" in capsys.readouterr().err
+
     both = tmp_path / "both"
     assert main(["ensemble", *map(str, members), "--out", str(both), "--data", str(shapes), "--cache",
                  str(tmp_path / "cache")]) == 0

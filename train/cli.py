@@ -162,6 +162,7 @@ def main(argv=None):
             print(f"error: {error}", file=sys.stderr)
             return 1
     elif args.command == "ensemble":
+        from animerec.errors import AnimerecError
         from train.ensemble import ensemble
 
         for folder in (*args.members, args.data):
@@ -170,7 +171,7 @@ def main(argv=None):
                 return 1
         try:
             ensemble(args.members, args.out, args.data, weights=args.weights, cache_dir=args.cache)
-        except (ValueError, FileNotFoundError) as error:
+        except (AnimerecError, ValueError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
     elif args.command == "calibrate":

@@ -24,7 +24,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from animerec.model import LABELS_FILE, MODEL_FILE, outputs_model
+from animerec.model import load_recognizer, outputs_model
 from train.architectures import COSINE_SCALE
 from train.dataset import load_faces, read_split
 from train.evaluate import classification_metrics, confusion_matrix, confusion_png, naming_scores_of
@@ -38,8 +38,10 @@ ENSEMBLE_INIT = ("The --init model is an ensemble, which cannot be trained furth
 def is_ensemble(model_dir):
     """Whether the model directory was written by `ensemble` (it cannot be trained further:
     train its members and combine them again)."""
-    card = Path(model_dir) / "card.json"
-    return card.is_file() and bool(json.loads(card.read_text(encoding="utf-8")).get("members"))
+    try:
+        return bool(json.loads((Path(model_dir) / "card.json").read_text(encoding="utf-8")).get("members"))
+    except (OSError, ValueError, AttributeError):  # no card, or not one: the loader says so in its own words
+        return False
 
 
 def build_ensemble(models, weights):
@@ -85,31 +87,39 @@ def ensemble(members, out, data, weights=None, cache_dir=".cache", log=print):
     (weighted by `weights`, default equal), its card and its test figures. Returns the card."""
     members, out = [Path(m) for m in members], Path(out)
     weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
-    if len(members) < 2 or len(weights) != len(members) or min(weights) <= 0 or not all(map(math.isfinite, weights)):
-        raise ValueError("An ensemble needs two or more model directories, each with a positive weight.")
-    cards = [json.loads((m / "card.json").read_text(encoding="utf-8")) for m in members]
-    labels = [(m / LABELS_FILE).read_text(encoding="utf-8") for m in members]
-    splits = [json.loads((m / "split.json").read_text(encoding="utf-8")) for m in members]
+    if len(members) < 2:
+        raise ValueError("An ensemble needs two or more model directories.")
+    if len(weights) != len(members) or min(weights) <= 0 or not all(map(math.isfinite, weights)):
+        raise ValueError(f"Give one positive weight per member: {len(members)} members, weights {weights}.")
     if any(map(is_ensemble, members)):
         raise ValueError("A member is itself an ensemble: pass its members instead.")
-    if len(set(labels)) > 1:
+    # The page's own loader: a missing or unreadable file of a member is a sentence (ModelError).
+    recognizers = [load_recognizer(m) for m in members]
+    cards = [r.card for r in recognizers]
+    splits = []
+    for m in members:
+        if not (m / "split.json").is_file():
+            raise FileNotFoundError(f"{m} has no split.json: an ensemble is judged on faces none of its members "
+                                    "trained on, so each needs the split it was trained with.")
+        splits.append(json.loads((m / "split.json").read_text(encoding="utf-8")))
+    if any(r.characters != recognizers[0].characters for r in recognizers):
         raise ValueError("The members know different characters (their labels.json differ): train them on the same.")
     if any(split != splits[0] for split in splits):
         raise ValueError("The members were trained on different splits (their split.json differ): train them with "
                          "`--split` from one model, or the ensemble would be judged on faces a member trained on.")
-    if len({card["input_size"] for card in cards}) > 1:
+    if len({r.input_size for r in recognizers}) > 1:
         raise ValueError("The members take crops of different sizes: train them at one --image-size.")
-    if not all(card.get("flip_average") for card in cards) and any(card.get("flip_average") for card in cards):
+    if len({r.flip_average for r in recognizers}) > 1:
         raise ValueError("Some members average each crop with its mirror image and some do not.")
-    models = [keras.models.load_model(m / MODEL_FILE, compile=False) for m in members]
+    models = [r.model for r in recognizers]
     if any("prototypes" not in [layer.name for layer in model.layers] for model in models):
         raise ValueError("Every member needs a cosine head (the default or mobilenet network, not the seed).")
     model = build_ensemble(models, weights)
 
-    slugs = [d["slug"] for d in json.loads(labels[0])]
-    faces = load_faces(data, cards[0]["input_size"], cache_dir=cache_dir, classes=slugs)
+    slugs = [c.slug for c in recognizers[0].characters]
+    faces = load_faces(data, recognizers[0].input_size, cache_dir=cache_dir, classes=slugs)
     split = read_split(members[0] / "split.json", faces.files)
-    flip = bool(cards[0].get("flip_average"))
+    flip = recognizers[0].flip_average
     scored = {part: naming_scores_of(model, faces.images[split[part]], flip, EMBEDDING_LAYER) for part in ("val", "test")}
     metrics = {part: classification_metrics(scores, faces.labels[split[part]], slugs) for part, scores in scored.items()}
     log(f"test: accuracy {metrics['test']['accuracy']:.4f}, macro accuracy {metrics['test']['macro_accuracy']:.4f}, "
@@ -118,7 +128,7 @@ def ensemble(members, out, data, weights=None, cache_dir=".cache", log=print):
     card = {
         "version": f"{out.name}-{datetime.date.today().isoformat()}",
         "architecture": "ensemble of " + " and ".join(card["architecture"] for card in cards),
-        "input_size": cards[0]["input_size"],
+        "input_size": recognizers[0].input_size,
         "parameters": int(model.count_params()),
         "score": "uncalibrated: (mean cosine to the nearest prototype + 1) / 2; `python -m train calibrate` replaces it",
         "flip_average": flip,
