@@ -10,7 +10,9 @@ member's layers under its own prefix), so the page, the command line, `train eva
   probabilities are the softmax of COSINE_SCALE times that, as for one cosine head;
 - its face embedding, the layer "pooled" (the gallery's), is the members' pooled features,
   each scaled to unit length and by the square root of its weight, side by side: the cosine
-  between two such embeddings is the weighted mean of the members' cosines.
+  between two such embeddings is the weighted mean of the members' cosines;
+- its kernels are rounded to float16 and stored so, which halves the file (a model file must
+  stay under 25 MiB) and is measured: its figures are those of the rounded weights.
 
 Its members must know the same characters in the same order and share one split.json, so that
 no member has trained on a face the ensemble is judged on.
@@ -28,7 +30,7 @@ from animerec.model import load_recognizer, outputs_model
 from train.architectures import COSINE_SCALE
 from train.dataset import load_faces, read_split
 from train.evaluate import classification_metrics, confusion_matrix, confusion_png, naming_scores_of
-from train.export import write_model_dir
+from train.export import round_to_half, write_model_dir
 
 EMBEDDING_LAYER = "pooled"
 ENSEMBLE_INIT = ("The --init model is an ensemble, which cannot be trained further: fine-tune each of its members "
@@ -115,6 +117,7 @@ def ensemble(members, out, data, weights=None, cache_dir=".cache", log=print):
     if any("prototypes" not in [layer.name for layer in model.layers] for model in models):
         raise ValueError("Every member needs a cosine head (the default or mobilenet network, not the seed).")
     model = build_ensemble(models, weights)
+    round_to_half(model)
 
     slugs = [c.slug for c in recognizers[0].characters]
     faces = load_faces(data, recognizers[0].input_size, cache_dir=cache_dir, classes=slugs)
@@ -134,6 +137,7 @@ def ensemble(members, out, data, weights=None, cache_dir=".cache", log=print):
         "flip_average": flip,
         "threshold": 0.5,
         "embedding_layer": EMBEDDING_LAYER,
+        "weights_stored": "float16 kernels (rounded before every figure here was measured), computed in float32",
         "members": [{"model": str(m), "version": card["version"], "architecture": card["architecture"],
                      "weight": w, "test": {k: card["metrics"]["test"][k] for k in ("accuracy", "macro_accuracy")},
                      "training": card["training"]}
@@ -144,7 +148,7 @@ def ensemble(members, out, data, weights=None, cache_dir=".cache", log=print):
         "metrics": {"test": metrics["test"], "validation": metrics["val"],
                     "named_by": "the highest mean cosine to a character's prototypes, as the page names"},
     }
-    write_model_dir(out, model, slugs, card, data, split_files=splits[0])
+    write_model_dir(out, model, slugs, card, data, split_files=splits[0], half=True)
     confusion_png(confusion_matrix(scored["test"], faces.labels[split["test"]], len(slugs)), slugs,
                   out / "confusion.png", title=f"{out.name}: test split")
     return card

@@ -1,8 +1,13 @@
 """Write a model directory in the format `animerec.model` loads."""
 
 import csv
+import io
 import json
+import zipfile
 from pathlib import Path
+
+import h5py
+import numpy as np
 
 from animerec.model import CARD_FILE, CARD_MARKDOWN, LABELS_FILE, MODEL_FILE
 
@@ -16,8 +21,20 @@ def read_characters(data):
     return {}
 
 
-def write_model_dir(out, model, classes, card, data, split_files=None):
-    """Save `model` (float32) with its labels, card and, if given, the split's file lists."""
+def round_to_half(model):
+    """Round `model`'s kernels (every weight of two or more dimensions) to the nearest float16,
+    in place, so that `write_model_dir(..., half=True)` stores them without changing an answer:
+    measure the model after this, not before. Batch-norm and bias vectors stay float32."""
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights([w.astype(np.float16).astype(np.float32) if w.ndim >= 2 else w
+                               for w in layer.get_weights()])
+
+
+def write_model_dir(out, model, classes, card, data, split_files=None, half=False):
+    """Save `model` with its labels, card and, if given, the split's file lists. Its weights are
+    float32; with `half`, its kernels are stored as float16 (`round_to_half` first), which halves
+    the file: both loaders compute in float32 whatever the stored type."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     known = read_characters(data)
@@ -27,11 +44,41 @@ def write_model_dir(out, model, classes, card, data, split_files=None):
         for slug in classes
     ]
     model.save(out / MODEL_FILE)
+    if half:
+        _store_kernels_as_half(out / MODEL_FILE)
     (out / LABELS_FILE).write_text(json.dumps(labels, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / CARD_FILE).write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / CARD_MARKDOWN).write_text(card_markdown(card, labels), encoding="utf-8")
     if split_files is not None:
         (out / "split.json").write_text(json.dumps(split_files) + "\n", encoding="utf-8")
+
+
+def _store_kernels_as_half(path):
+    """Rewrite the `.keras` archive `path` with its float32 weights of two or more dimensions
+    stored as float16 (lossless after `round_to_half`); every other entry is copied as it is."""
+    with zipfile.ZipFile(path) as archive:
+        entries = {info: archive.read(info) for info in archive.infolist()}
+    for info, payload in entries.items():
+        if info.filename == "model.weights.h5":
+            source, halved = h5py.File(io.BytesIO(payload), "r"), io.BytesIO()
+            with source, h5py.File(halved, "w") as target:
+                _copy_halving(source, target)
+            entries[info] = halved.getvalue()
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, payload in entries.items():
+            archive.writestr(info, payload)
+
+
+def _copy_halving(source, target):
+    target.attrs.update(source.attrs)
+    for name, item in source.items():
+        if isinstance(item, h5py.Group):
+            _copy_halving(item, target.create_group(name))
+        else:
+            data = item[()]
+            if isinstance(data, np.ndarray) and data.dtype == np.float32 and data.ndim >= 2:
+                data = data.astype(np.float16)
+            target.create_dataset(name, data=data).attrs.update(item.attrs)
 
 
 def card_markdown(card, labels):
