@@ -106,6 +106,14 @@ def test_members_of_different_splits_or_an_ensemble_to_train_are_refused_in_one_
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "different splits" in err and "\n" not in err
 
+    hand_made = shutil.copytree(members[1], tmp_path / "hand_made")
+    card = json.loads((hand_made / "card.json").read_text())
+    del card["metrics"]
+    (hand_made / "card.json").write_text(json.dumps(card))
+    assert main(["ensemble", str(members[0]), str(hand_made), "--out", str(tmp_path / "no"), "--data", str(shapes)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {hand_made}/card.json lacks the training and test figures") and "\n" not in err
+
     (tmp_path / "empty").mkdir()
     assert main(["ensemble", str(members[0]), str(tmp_path / "empty"), "--out", str(tmp_path / "no"),
                  "--data", str(shapes)]) == 1

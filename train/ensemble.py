@@ -98,6 +98,10 @@ def ensemble(members, out, data, weights=None, cache_dir=".cache", log=print):
     # The page's own loader: a missing or unreadable file of a member is a sentence (ModelError).
     recognizers = [load_recognizer(m) for m in members]
     cards = [r.card for r in recognizers]
+    for m, card in zip(members, cards):
+        if not isinstance(card.get("training"), dict) or "test" not in (card.get("metrics") or {}):
+            raise ValueError(f"{m}/card.json lacks the training and test figures `python -m train fit` writes: "
+                             "an ensemble's card is made of its members', so train each member with fit.")
     splits = []
     for m in members:
         if not (m / "split.json").is_file():
