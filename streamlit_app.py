@@ -152,6 +152,8 @@ def main():
     if recognizer is not None:
         tune_the_server()
     threshold, top_k, settings = sidebar_ui(recognizer)
+    if no_face_check:  # so that the cache's key says what was done, and answers change when it comes back
+        settings = settings._replace(face_check=False)
     gallery_ui(recognizer, settings)
     with upload_tab:
         if not files:
