@@ -328,8 +328,8 @@ def about_ui(card):
         classes = training.get("classes", len(characters))
         networks = (f"an ensemble of {len(members)} networks trained on {classes} characters' face crops, whose "
                     "cosines to each character are averaged: "
-                    + "; ".join(f"a `{m.get('architecture', '?')}` network {trained_from(m.get('training', {}))}"
-                                for m in members) if members else
+                    + "; ".join(f"a `{m.get('architecture', '?')}` network (`{m.get('version', '?')}`) "
+                                f"{trained_from(m.get('training', {}))}" for m in members) if members else
                     f"a `{card.get('architecture', '?')}` network {trained_from(training)} on {classes} "
                     "characters' face crops")
         st.markdown(f"**The figures.** Version `{card.get('version', 'unversioned')}`: {networks}. "
@@ -340,8 +340,8 @@ def about_ui(card):
                 f"**{test.get('macro_accuracy', 0):.1%}** macro accuracy (mean per-character recall), "
                 f"{test.get('top5_accuracy', 0):.1%} top-5."
             )
-        for network, member in [(f"The `{m.get('architecture', '?')}` network: t", m.get("training", {}))
-                                for m in members] or [("T", training)]:
+        for network, member in [(f"The `{m.get('architecture', '?')}` network `{m.get('version', '?')}`: t",
+                                 m.get("training", {})) for m in members] or [("T", training)]:
             start = member.get("initialised_from")
             st.markdown(
                 f"{network}rained for {member.get('epochs_run', '?')}{' more' if start else ''} epochs "

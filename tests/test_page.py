@@ -67,6 +67,8 @@ def test_the_page_opens_saying_who_it_knows_and_with_the_model_card(page):
     text = " ".join(m.value for m in about.markdown)
     assert "held-out test faces" in text and "%" in text
     card = json.loads((model_dir() / "card.json").read_text(encoding="utf-8"))
+    for member in card.get("members", []):  # two members of one architecture are told apart by version
+        assert f"network `{member['version']}`: trained" in text
     for training in [m["training"] for m in card.get("members", [])] or [card["training"]]:
         start = training.get("initialised_from")
         assert (f"from the weights of `{start}`" if start else "from scratch") in text, "a fine-tuned model does not claim scratch"

@@ -68,6 +68,11 @@ def build_ensemble(models, weights):
     return keras.Model(inputs, [probabilities, embedding], name="ensemble")
 
 
+def _in_words(names):
+    """["a", "b", "c"] -> "a, b and c"."""
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _prefixed_copy(model, prefix, inputs):
     """`model`'s graph rebuilt on `inputs` with every layer renamed `prefix` + name and its
     weights copied, so several members live side by side in one flat graph."""
@@ -134,7 +139,7 @@ def ensemble(members, out, data, weights=None, cache_dir=".cache", log=print):
     first = cards[0]["training"]
     card = {
         "version": f"{out.name}-{datetime.date.today().isoformat()}",
-        "architecture": "ensemble of " + " and ".join(card["architecture"] for card in cards),
+        "architecture": "ensemble of " + _in_words([card["architecture"] for card in cards]),
         "input_size": recognizers[0].input_size,
         "parameters": int(model.count_params()),
         "score": "uncalibrated: (mean cosine to the nearest prototype + 1) / 2; `python -m train calibrate` replaces it",
