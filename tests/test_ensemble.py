@@ -144,3 +144,19 @@ def test_bench_gives_an_ensemble_its_members_training_figures(members, shapes, t
     assert rows[0]["best_epoch"] == str(trained[0]["best_epoch"])
     assert rows[1]["best_epoch"] == f"{trained[0]['best_epoch']} + {trained[1]['best_epoch']}"
     assert rows[1]["network"] == "ensemble of default and default" and rows[1]["ms_batch_8"] > 0
+
+
+def test_a_model_written_over_one_of_the_same_day_gets_a_version_of_its_own(tmp_path):
+    import datetime
+
+    from train.export import new_version
+
+    out, today = tmp_path / "default", datetime.date.today().isoformat()
+    assert new_version(out) == f"default-{today}"
+    out.mkdir()
+    for previous, expected in [("default-2020-01-01", f"default-{today}"), (f"default-{today}", f"default-{today}-2"),
+                               (f"default-{today}-2", f"default-{today}-3"), (f"default-{today}-x", f"default-{today}")]:
+        (out / "card.json").write_text(json.dumps({"version": previous}))
+        assert new_version(out) == expected
+    (out / "card.json").write_text("{not json")
+    assert new_version(out) == f"default-{today}"

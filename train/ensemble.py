@@ -30,7 +30,7 @@ from animerec.model import load_recognizer, outputs_model
 from train.architectures import COSINE_SCALE
 from train.dataset import load_faces, read_split
 from train.evaluate import classification_metrics, confusion_matrix, confusion_png, naming_scores_of
-from train.export import round_to_half, write_model_dir
+from train.export import new_version, round_to_half, write_model_dir
 
 EMBEDDING_LAYER = "pooled"
 ENSEMBLE_INIT = ("The --init model is an ensemble, which cannot be trained further: fine-tune each of its members "
@@ -138,7 +138,7 @@ def ensemble(members, out, data, weights=None, cache_dir=".cache", log=print):
         f"top-5 {metrics['test']['top5_accuracy']:.4f}")
     first = cards[0]["training"]
     card = {
-        "version": f"{out.name}-{datetime.date.today().isoformat()}",
+        "version": new_version(out),
         "architecture": "ensemble of " + _in_words([card["architecture"] for card in cards]),
         "input_size": recognizers[0].input_size,
         "parameters": int(model.count_params()),

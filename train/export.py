@@ -1,6 +1,7 @@
 """Write a model directory in the format `animerec.model` loads."""
 
 import csv
+import datetime
 import io
 import json
 import zipfile
@@ -19,6 +20,21 @@ def read_characters(data):
             with candidate.open(newline="", encoding="utf-8") as f:
                 return {row["slug"]: (row["name"], row.get("series", "")) for row in csv.DictReader(f)}
     return {}
+
+
+def new_version(out):
+    """The version of a model about to be written to `out`: `<folder>-<date>`, then `-2`, `-3`
+    when the card already there has that day's name, so two models never share a version."""
+    out = Path(out)
+    version = f"{out.name}-{datetime.date.today().isoformat()}"
+    try:
+        previous = json.loads((out / CARD_FILE).read_text(encoding="utf-8"))["version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return version
+    if previous == version:
+        return version + "-2"
+    count = previous[len(version) + 1:] if previous.startswith(version + "-") else ""
+    return f"{version}-{int(count) + 1}" if count.isdigit() else version
 
 
 def round_to_half(model):

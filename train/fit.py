@@ -22,7 +22,7 @@ from train.defaults import (BATCH_SIZE, DEGRADE_FRACTION, DEGRADE_SIZES, EPOCHS,
 from train.devices import compile_whole_steps, cpu_count, restores_global_state, setup_devices
 from train.ensemble import ENSEMBLE_INIT, is_ensemble
 from train.evaluate import classification_metrics, confusion_matrix, confusion_png, naming_scores_of
-from train.export import write_model_dir
+from train.export import new_version, write_model_dir
 from train.finetune import copy_weights, faces_with_init_classes, freeze_backbone
 from train.losses import LABEL_SMOOTHING, MARGIN, contrastive_loss, margin_loss
 from train.nonfaces import training_non_faces
@@ -200,7 +200,7 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
     exported_epoch = len(val_macro) if export == "last" else best_epoch
     seconds, untimed = clock.seconds_by_epoch(len(val_macro))
     card = {
-        "version": f"{out.name}-{datetime.date.today().isoformat()}",
+        "version": new_version(out),
         "architecture": arch,
         "input_size": image_size,
         "parameters": int(final.count_params()),
