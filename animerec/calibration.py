@@ -30,6 +30,44 @@ class Logistic(NamedTuple):
         return {"slope": round(self.slope, 5), "intercept": round(self.intercept, 5)}
 
 
+class BySize(NamedTuple):
+    """The gallery's logistic curve, placed by how many characters are enrolled: a stranger
+    has one chance per enrolled character to come close to one, so a larger gallery needs a
+    closer face for the same score to keep rejecting as many strangers.
+    score = 1 / (1 + exp(-(slope * raw + intercept(characters)))), intercepts[i] fitted for
+    sizes[i] characters, interpolated in log(characters) between them and held beyond them."""
+
+    slope: float
+    sizes: tuple
+    intercepts: tuple
+
+    def intercept(self, characters):
+        return float(np.interp(np.log(max(characters, 1)), np.log(self.sizes), self.intercepts))
+
+    def __call__(self, raw, characters):
+        """Scores of `raw` against a gallery of `characters` enrolled characters."""
+        return 1.0 / (1.0 + np.exp(-(self.slope * np.asarray(raw, np.float64) + self.intercept(characters))))
+
+    def raw_at(self, score, characters):
+        """The raw value whose score is `score` (0 < score < 1) in a gallery of `characters`."""
+        return (np.log(score / (1 - score)) - self.intercept(characters)) / self.slope
+
+    @classmethod
+    def from_dict(cls, d):
+        pairs = sorted((int(k), float(v)) for k, v in d["intercept_by_characters"].items())
+        return cls(float(d["slope"]), tuple(k for k, _ in pairs), tuple(v for _, v in pairs))
+
+    def to_dict(self):
+        return {"slope": round(self.slope, 5),
+                "intercept_by_characters": {str(k): round(v, 5) for k, v in zip(self.sizes, self.intercepts)}}
+
+
+def gallery_curve_from_dict(d):
+    """The gallery's curve a card describes: a BySize, or (older cards) one Logistic for every
+    size of gallery."""
+    return BySize.from_dict(d) if "intercept_by_characters" in d else Logistic.from_dict(d)
+
+
 class Monotone(NamedTuple):
     """score = the piecewise-linear curve through (raw[i], score[i]), both increasing, flat
     beyond its ends: how often a name given at each raw value was right,

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from animerec.calibration import Logistic, curve_from_dict
+from animerec.calibration import BySize, curve_from_dict, gallery_curve_from_dict
 
 MAX_SCORE = 0.999  # a score never claims certainty, so a threshold of 1 rejects all
 COHORT_TOP = 10  # a face's cosines to its nearest strangers of the cohort that are averaged
@@ -47,7 +47,7 @@ class Scorer(NamedTuple):
         """The scorer a model card's `calibration` describes (uncalibrated without one)."""
         calibration = card.get("calibration") or {}
         return cls(curve_from_dict(calibration["model"]) if "model" in calibration else None,
-                   Logistic.from_dict(calibration["gallery"]) if "gallery" in calibration else None,
+                   gallery_curve_from_dict(calibration["gallery"]) if "gallery" in calibration else None,
                    cohort, int(calibration.get("gallery_cohort", {}).get("top", COHORT_TOP)))
 
     @staticmethod
@@ -80,11 +80,14 @@ class Scorer(NamedTuple):
         return cosines - nearest.mean(axis=1).reshape((-1,) + (1,) * (cosines.ndim - 1))
 
     def gallery(self, cosines, embeddings):
-        """Scores of the enrolled characters, the same shape as `cosines`, from the faces'
-        cosines to them and the faces' `embeddings`."""
+        """Scores of the enrolled characters, the same shape as `cosines` ((N, K): K enrolled
+        characters; (N,): one), from the faces' cosines to them and the faces' `embeddings`."""
         if self.gallery_curve is None:
             return _cap(_linear(np.asarray(cosines, np.float64)))
-        return _cap(self.gallery_curve(self.gallery_raw(cosines, embeddings)))
+        raw = self.gallery_raw(cosines, embeddings)
+        if isinstance(self.gallery_curve, BySize):  # one column per enrolled character
+            return _cap(self.gallery_curve(raw, raw.shape[1] if raw.ndim == 2 else 1))
+        return _cap(self.gallery_curve(raw))
 
 
 def _linear(cosines):

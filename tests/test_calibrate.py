@@ -81,6 +81,9 @@ def test_unknown_faces_train_a_cosine_head_and_calibrate_writes_the_card(shapes,
     assert (out / "roc.png").is_file()
     recognizer = load_recognizer(out)
     assert recognizer.card["threshold"] == result["threshold"] and recognizer.scorer.model_curve is not None
+    by_size = result["gallery_threshold_normalised_cosine_by_characters"]
+    assert list(by_size) == ["1", "2", "4", "8", "16", "32"] and list(by_size.values()) == sorted(by_size.values())
+    assert recognizer.scorer.gallery_curve.raw_at(result["threshold"], 8) == pytest.approx(by_size["8"], abs=1e-3)
     cohort = recognizer.scorer.cohort  # centres of the unknown crosses the network trained on
     assert (out / "cohort.npy").is_file() and cohort.shape == (result["gallery_cohort"]["centres"], 256)
     np.testing.assert_allclose(np.linalg.norm(cohort, axis=1), 1.0, atol=1e-5)
@@ -105,6 +108,22 @@ def test_unknown_faces_train_a_cosine_head_and_calibrate_writes_the_card(shapes,
 
     with pytest.raises(ModelError, match="trained on backgrounds of 1 illustrations that calibrate keeps for judging"):
         calibrate(out, shapes, unknown, fewshot, scenes, draws=5, cache_dir=None, log=QUIET)
+
+
+def test_the_gallery_threshold_keeps_its_share_of_strangers_out_of_galleries_of_every_size():
+    """Strangers' cosines to enrolled characters, drawn at random: at each size's threshold, a
+    gallery of that many characters drawn from the same kind rejects `target` of them."""
+    from train.calibrate import gallery_thresholds
+
+    rng = np.random.default_rng(0)
+    looks = rng.normal(0, 0.1, (400, 1))  # some strangers look like anyone
+    pairs = looks + rng.normal(0, 0.1, (400, 300))
+    thresholds = gallery_thresholds([pairs, pairs - 0.05], 0.9, sizes=(1, 4, 8))
+    assert thresholds[1] < thresholds[4] < thresholds[8], "more characters, more chances to come close"
+    for size, raw in thresholds.items():
+        galleries = [pairs[:, rng.choice(300, size, replace=False)].max(axis=1) for _ in range(200)]
+        assert np.mean([(best < raw).mean() for best in galleries]) == pytest.approx(0.9, abs=0.02)
+    assert thresholds == gallery_thresholds([pairs], 0.9, sizes=(1, 4, 8)), "the kind nearest the characters sets it"
 
 
 def test_calibration_splits_the_scenes_by_illustration(data, recognizer, detector, tmp_path):

@@ -151,6 +151,32 @@ def test_the_gallery_cosine_is_lowered_by_how_close_a_face_is_to_the_strangers()
     assert rule._replace(top=10).gallery_raw(cosines, faces)[1] == pytest.approx(0.6 - (0.8 + 0.64 + 0.0) / 3)
 
 
+def test_a_larger_gallery_needs_a_closer_face_for_the_same_score():
+    """The card's gallery curve is placed for each number of enrolled characters: the same
+    cosine scores lower in a gallery of three than in a gallery of one (sizes between the
+    fitted ones interpolated, beyond them held); older cards' single curve serves every size."""
+    from animerec.calibration import BySize, gallery_curve_from_dict
+
+    curve = BySize(10.0, (1, 2, 4), (-5.0, -6.0, -7.0))  # cosine 0.6: 0.73 alone, 0.36 among three
+    assert gallery_curve_from_dict(json.loads(json.dumps(curve.to_dict()))) == curve
+    assert gallery_curve_from_dict(Logistic(10.0, -2.0).to_dict()) == Logistic(10.0, -2.0)
+    assert [curve.intercept(n) for n in (1, 3, 4, 9)] == pytest.approx([-5.0, -6.0 - np.log(1.5) / np.log(2), -7.0, -7.0])
+    assert curve.raw_at(0.5, 4) == pytest.approx(0.7)
+
+    face = unit([0.6, 0.8, 0, 0])
+    one, three = Gallery("f", 4), Gallery("f", 4)
+    one.add("Aoba", unit([1, 0, 0, 0]))
+    for name, row in (("Aoba", [1, 0, 0, 0]), ("Hifumi", [0, 0, 1, 0]), ("Kou", [0, 0, 0, 1])):
+        three.add(name, unit(row))
+    analysis = Analysis([Box(0, 0, 10, 10)], np.zeros((1, 8, 8, 3), np.uint8), np.array([[0.1]], np.float32),
+                        face, np.array([[0.05]], np.float32))
+    scorer = Scorer(gallery_curve=curve)
+    alone, among = (name_faces(analysis, [Character("a", "A", "")], threshold=0.5, top_k=1, gallery=g,
+                               scorer=scorer)[0] for g in (one, three))
+    assert alone.score == pytest.approx(curve(0.6, 1)) and among.score == pytest.approx(curve(0.6, 3))
+    assert (alone.label, among.label) == ("aoba", UNKNOWN)
+
+
 def test_the_monotone_fit_follows_how_often_names_were_right_and_inverts():
     from animerec.calibration import Monotone, curve_from_dict
     from measure.curves import fit_monotone

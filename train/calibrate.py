@@ -14,11 +14,13 @@ For a model directory trained by `fit` (its `split.json` says which faces it nev
   centres of the embeddings of the unknown faces the network trained on and of the faces found
   in the calibration half of `scenes/` (and the calibration fifth of `strangers/`), found by
   spherical k-means and written to `cohort.npy`;
-- the gallery's normalised cosine gets its own threshold, rejecting `target` of the unknown
-  faces and of the calibration scenes' faces in few-shot episodes drawn from a quarter of each
-  `fewshot/` character (the rest is kept for judging; one character has only 7 faces), and a
-  curve whose slope is fitted on those episodes (against the same unknown and known faces)
-  placed so that its threshold lands on the model's: one slider serves both sources;
+- the gallery's normalised cosine gets its own threshold for each number of enrolled
+  characters (`gallery_thresholds`), rejecting `target` of the unknown faces and of the
+  calibration scenes' faces (and portraits), from their cosines to each character enrolled in
+  few-shot episodes drawn from a quarter of each `fewshot/` character (the rest is kept for
+  judging; one character has only 7 faces), and a curve whose slope is fitted on those episodes
+  (against the same unknown and known faces) placed so that each threshold lands on the
+  model's: one slider serves both sources;
 - everything is then judged on faces used for nothing above: the test split, the test parts of
   `unknown/` (and of `strangers/`), the held-out half of `fewshot/` (k = 1, 3, 5, many random draws, open-set: the
   model's characters and the unknown rule stay in play), the faces the page's detector finds
@@ -38,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from animerec.calibration import Logistic
+from animerec.calibration import BySize
 from animerec.errors import ModelError
 from animerec.model import CARD_FILE, CARD_MARKDOWN, COHORT_FILE, LABELS_FILE, Outputs, load_recognizer, unit_rows
 from animerec.scoring import COHORT_TOP, Scorer
@@ -53,6 +55,7 @@ from train.scenes import detected_faces, judge_scene_faces, scene_halves
 
 ROC_FILE = "roc.png"
 COHORT_CENTRES = 128  # centres of strangers' embeddings in the gallery's cohort
+GALLERY_SIZES = (1, 2, 4, 8, 16, 32)  # numbers of enrolled characters the gallery's threshold is fitted for
 
 
 def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_TARGET, draws=100, seed=0,
@@ -155,15 +158,16 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
                 cosines.append(scorer.gallery_raw(similarity.max(axis=1), embeddings))
                 gallery_right.append(similarity.argmax(axis=1) == labels if labels is not None
                                      else np.zeros(len(embeddings), bool))
-            for kind, embeddings in zip(stranger_cosines, stranger_kinds):
-                kind.append(scorer.gallery_raw(gallery.cosines(embeddings).max(axis=1), embeddings))
-    # The gallery's own threshold rejects `target` of each kind of stranger; its curve's slope
-    # is fitted on the episodes, and the curve is placed so that its threshold lands on the
-    # model's: one slider then serves both sources.
+            for kind, embeddings in zip(stranger_cosines, stranger_kinds):  # each character on its own
+                kind.append(scorer.gallery_raw(gallery.cosines(embeddings), embeddings))
+    # The gallery's own threshold rejects `target` of each kind of stranger, for each size of
+    # gallery (`gallery_thresholds`); its curve's slope is fitted on the episodes, and the curve
+    # is placed so that each threshold lands on the model's: one slider then serves both sources.
     fitted = fit_logistic(np.concatenate(cosines), np.concatenate(gallery_right))
-    gallery_threshold = max(float(np.quantile(np.concatenate(kind), target)) for kind in stranger_cosines)
     slope = fitted.slope if fitted.slope > 0 else 10.0
-    gallery_curve = Logistic(slope, float(np.log(threshold / (1 - threshold))) - slope * gallery_threshold)
+    thresholds = gallery_thresholds([np.concatenate(kind, axis=1) for kind in stranger_cosines], target)
+    logit = float(np.log(threshold / (1 - threshold)))
+    gallery_curve = BySize(slope, tuple(thresholds), tuple(logit - slope * raw for raw in thresholds.values()))
     scorer = scorer._replace(gallery_curve=gallery_curve)
     characters = recognizer.characters
 
@@ -193,7 +197,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
         "gallery": gallery_curve.to_dict(),
         "gallery_cohort": {"file": COHORT_FILE, "centres": int(len(cohort)), "top": COHORT_TOP,
                            "faces": int(sum(len(f) for f in cohort_faces))},
-        "gallery_threshold_normalised_cosine": round(float(gallery_curve.raw_at(threshold)), 4),
+        "gallery_threshold_normalised_cosine_by_characters": {str(size): round(raw, 4) for size, raw in thresholds.items()},
         "model_threshold_raw": round(float(model_curve.raw_at(threshold)), 4),
         "auroc_known_vs_unknown": round(auroc(raw_scores(test_outputs), raw_scores(unknown_faces["test"])), 4),
         "test": {
@@ -221,6 +225,30 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
     _write_card(model_path, recognizer.card, result)
     log(json.dumps(result, indent=1))
     return result
+
+
+def gallery_thresholds(kinds, target, sizes=GALLERY_SIZES):
+    """{size: the lowest normalised cosine below which a gallery of `size` characters keeps
+    `target` of every kind of stranger}, from each kind's (strangers, pairs) cosines to
+    enrolled characters, one column per character of every episode. A stranger s that clears
+    a threshold against a share p_s of the characters stays Unknown in a gallery of n of them
+    with chance (1 - p_s)^n: characters count as independent, strangers are not (one who looks
+    like anyone counts at his own p_s), so each kind rejects mean_s (1 - p_s)^n."""
+    result = {}
+    for size in sizes:
+        def rejected(raw, pairs):
+            return float(((1 - (pairs > raw).mean(axis=1)) ** size).mean())
+        result[size] = max(_lowest(lambda raw: rejected(raw, pairs) >= target, pairs) for pairs in kinds)
+    return result
+
+
+def _lowest(holds, pairs, steps=40):
+    """The lowest value between `pairs`' extremes at which `holds` (monotone) is true, by bisection."""
+    low, high = float(pairs.min()), float(pairs.max())
+    for _ in range(steps):
+        middle = (low + high) / 2
+        low, high = (low, middle) if holds(middle) else (middle, high)
+    return high
 
 
 def _check_non_faces(split_file, scene_parts):

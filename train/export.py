@@ -228,4 +228,10 @@ def _calibration_lines(c):
             lines += ["", f"The gallery's cosine is normalised against {g['centres']} centres of strangers' embeddings "
                       f"(`{g['file']}`, from {g['faces']} faces the calibration may use): each face's mean cosine to "
                       f"its {g['top']} nearest centres is subtracted before the curve."]
+        by_size = c.get("gallery_threshold_normalised_cosine_by_characters")
+        if by_size:
+            lines += ["", "Its threshold rises with the number of enrolled characters, since a stranger has one "
+                      f"chance per character to come close to one; each keeps {c['target_unknown_rejection']:.0%} "
+                      "of the calibration's strangers Unknown: normalised cosine "
+                      + ", ".join(f"{raw:+.3f} for {size}" for size, raw in by_size.items()) + " characters."]
     return lines + ["", f"![ROC curve]({c.get('roc_png', 'roc.png')})", ""]
