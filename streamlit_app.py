@@ -317,8 +317,12 @@ def about_ui(card):
                          + (f", and {t['strangers_labelled_unknown']:.1%} for official portraits of other characters"
                             if "strangers_labelled_unknown" in t else "") + ".")
         if few:
+            added = calibration["fewshot"].get("characters")
             plain.append(f"**Characters you add**: a character taught from 5 pictures is named right in "
-                         f"{few['top1_accuracy']:.1%} of its other pictures.")
+                         f"{few['top1_accuracy']:.1%} of its other pictures"
+                         + (f"; each one added is one more to mistake a stranger for: with {added} added, "
+                            f"{few['unknown_labelled_unknown']:.1%} of other characters' faces stay Unknown"
+                            if added and "unknown_labelled_unknown" in few else "") + ".")
         plain.append("**What it cannot do**: black-and-white and one-tint art is seldom named, because it tells "
                      "characters apart mostly by hair and eye colour; very small, turned or half-hidden faces are "
                      "often missed or Unknown.")

@@ -72,6 +72,9 @@ def test_the_page_opens_saying_who_it_knows_and_with_the_model_card(page):
     for training in [m["training"] for m in card.get("members", [])] or [card["training"]]:
         start = training.get("initialised_from")
         assert (f"from the weights of `{start}`" if start else "from scratch") in text, "a fine-tuned model does not claim scratch"
+    five = card["calibration"]["fewshot"]["5-shot"]  # what adding characters costs is said with what it gains
+    assert (f"named right in {five['top1_accuracy']:.1%}" in text
+            and f"{five['unknown_labelled_unknown']:.1%} of other characters' faces stay Unknown" in text)
     assert len(about.dataframe[0].value) >= 2  # the characters the model knows
 
 
