@@ -82,7 +82,11 @@ class Recognizer:
         self.engine = "numpy" if isinstance(model, NumpyNetwork) else "keras"
         self._outputs = model if self.engine == "numpy" else outputs_model(model, card.get("embedding_layer"))
         self._has_cosines = len(model.outputs if self.engine == "numpy" else self._outputs.outputs) > 2
-        self.scorer = Scorer.from_card(card, cohort)  # the card's calibration: faces' numbers to scores
+        try:  # the card's calibration: faces' numbers to scores
+            self.scorer = Scorer.from_card(card, cohort)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ModelError(f"The calibration in {self.path / CARD_FILE} is not of the expected shape "
+                             f"({type(error).__name__}: {error}): recalibrate it with `python -m train calibrate`.") from None
         # Keras models are not documented as safe to call from several threads at once, and
         # Streamlit serves each session on its own thread: one forward pass at a time.
         self._lock = threading.Lock()

@@ -72,3 +72,26 @@ def test_a_missing_or_foreign_gallery_cohort_is_a_sentence(tmp_path):
     size = np.load(model_dir() / COHORT_FILE).shape[1]
     with pytest.raises(ModelError, match=f"embeddings of size 7 but the model's are of size {size}"):
         load_recognizer(copy)
+
+
+def test_a_card_whose_calibration_is_of_another_shape_is_a_sentence(tmp_path):
+    """A hand-edited or half-written card (a gallery curve without its intercepts) is refused
+    with a sentence naming the file and the command that rewrites it, not a KeyError."""
+    import json
+    import shutil
+
+    from animerec.errors import ModelError
+    from animerec.model import CARD_FILE, load_recognizer
+    from animerec.paths import model_dir
+
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir(), copy, ignore=shutil.ignore_patterns("training"))
+    card = json.loads((copy / CARD_FILE).read_text(encoding="utf-8"))
+    card["calibration"]["gallery"] = {"slope": 10.0, "intercept_by_characters": {"1": "high"}}
+    (copy / CARD_FILE).write_text(json.dumps(card), encoding="utf-8")
+    with pytest.raises(ModelError, match=r"calibration in .*card.json is not of the expected shape.*python -m train calibrate"):
+        load_recognizer(copy, engine="numpy")
+    del card["calibration"]["gallery"]["intercept_by_characters"]
+    (copy / CARD_FILE).write_text(json.dumps(card), encoding="utf-8")
+    with pytest.raises(ModelError, match="not of the expected shape"):
+        load_recognizer(copy, engine="numpy")

@@ -234,12 +234,10 @@ def gallery_thresholds(kinds, target, sizes=GALLERY_SIZES):
     a threshold against a share p_s of the characters stays Unknown in a gallery of n of them
     with chance (1 - p_s)^n: characters count as independent, strangers are not (one who looks
     like anyone counts at his own p_s), so each kind rejects mean_s (1 - p_s)^n."""
-    result = {}
-    for size in sizes:
-        def rejected(raw, pairs):
-            return float(((1 - (pairs > raw).mean(axis=1)) ** size).mean())
-        result[size] = max(_lowest(lambda raw: rejected(raw, pairs) >= target, pairs) for pairs in kinds)
-    return result
+    def keeps(pairs, size, raw):
+        return ((1 - (pairs > raw).mean(axis=1)) ** size).mean() >= target
+
+    return {size: max(_lowest(lambda raw: keeps(pairs, size, raw), pairs) for pairs in kinds) for size in sizes}
 
 
 def _lowest(holds, pairs, steps=40):
