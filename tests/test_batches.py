@@ -69,6 +69,22 @@ def test_strangers_are_identities_of_their_own_and_a_share_of_each_batch_is_redr
     assert plain.shape == styled.shape and not np.array_equal(plain, styled)
 
 
+
+def test_a_share_of_every_batch_is_turned_grey_and_the_rest_keeps_its_colour():
+    from train.batches import TrainingBatches
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (400, 8, 8, 3), dtype=np.uint8)
+    unknown = rng.integers(0, 256, (50, 8, 8, 3), dtype=np.uint8)
+    x = TrainingBatches(images, np.arange(400) % 4, 4, np.ones(400), 400, unknown, seed=0, grey_fraction=0.3,
+                        degrade_fraction=0.0)[0][0]
+    grey = (x[..., 0] == x[..., 1]).all(axis=(1, 2)) & (x[..., 1] == x[..., 2]).all(axis=(1, 2))
+    assert 0.22 < grey.mean() < 0.38, "about the share asked for, known and unknown faces alike"
+    assert grey[400:].any(), "unknown faces are turned grey too, so grey is no sign of a known face"
+    plain = TrainingBatches(images, np.arange(400) % 4, 4, np.ones(400), 400, unknown, seed=0,
+                            degrade_fraction=0.0)[0][0]
+    assert not (plain[..., 0] == plain[..., 1]).all(axis=(1, 2)).any(), "none grey by default"
+
 def test_a_share_of_known_faces_is_shrunk_to_a_size_in_the_range_and_back():
     from train.batches import TrainingBatches
     from train.dataset import degrade

@@ -4,7 +4,7 @@ backend."""
 import keras
 import numpy as np
 
-from train.dataset import degrade
+from train.dataset import degrade, greyscale
 from train.defaults import (DEGRADE_FRACTION, DEGRADE_SIZES, NON_FACES_PER_BATCH, STRANGERS_PER_BATCH,
                             UNKNOWN_PER_BATCH, UNKNOWN_WEIGHT)
 from train.styles import restyle
@@ -18,13 +18,16 @@ class TrainingBatches(keras.utils.PyDataset):
     each stranger its own identity (after the classes), drawn twice so that it has a partner.
     With `style_fraction`, that share of every batch is redrawn in another style
     (`train.styles`), each copy of a stranger on its own, so two styles of one face are a
-    positive pair. Every face with a uniform target weighs `negative_weight` in the loss; with
+    positive pair. With `grey_fraction`, that share of every batch is then turned grey as well
+    (on top of the grey among the styles): pages of manga and scans are grey, and a network that
+    sees colour alone tells two characters of one hair colour apart by little else. Every face with a uniform target weighs `negative_weight` in the loss; with
     `stranger_odds` (one number per stranger), strangers are drawn in proportion to them.
     NumPy only, so it feeds any backend."""
 
     def __init__(self, images, labels, num_classes, weights, batch_size, unknown, seed, identities=False,
                  non_faces=None, strangers=None, style_fraction=0.0, degrade_fraction=DEGRADE_FRACTION,
-                 degrade_sizes=DEGRADE_SIZES, negative_weight=UNKNOWN_WEIGHT, stranger_odds=None):
+                 degrade_sizes=DEGRADE_SIZES, negative_weight=UNKNOWN_WEIGHT, stranger_odds=None,
+                 grey_fraction=0.0):
         super().__init__()
         self.negative_weight = negative_weight
         self.stranger_odds = None if stranger_odds is None else np.asarray(stranger_odds, float) / np.sum(stranger_odds)
@@ -33,7 +36,7 @@ class TrainingBatches(keras.utils.PyDataset):
         self.weights, self.batch_size, self.unknown = weights.astype(np.float32), batch_size, unknown
         self.non_faces = non_faces if non_faces is not None else unknown[:0]
         self.strangers = strangers if strangers is not None else unknown[:0]
-        self.style_fraction = style_fraction
+        self.style_fraction, self.grey_fraction = style_fraction, grey_fraction
         self.degrade_fraction, self.degrade_sizes = degrade_fraction, degrade_sizes
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
@@ -73,6 +76,9 @@ class TrainingBatches(keras.utils.PyDataset):
             ids = np.concatenate([ids, (first + chosen).astype(np.float32)])
         if self.style_fraction:
             x = restyle(x, self.rng, self.style_fraction)
+        grey = self.rng.random(len(x)) < self.grey_fraction
+        if grey.any():
+            x[grey] = greyscale(x[grey])
         if self.identities:
             return x, (y, ids), (w, np.ones(len(ids), np.float32))
         return x, y, w

@@ -47,6 +47,8 @@ def main(argv=None):
                    "network to be unsure of them and to tell them apart, the rest calibrate and judge")
     p.add_argument("--styles", type=float, default=0.0, metavar="FRACTION", help="share of each batch redrawn in "
                    "another drawing style: blur, sharpening, JPEG, line weight, posterised, grey (default 0)")
+    p.add_argument("--grey", type=float, default=0.0, metavar="FRACTION", help="share of each batch turned grey, "
+                   "besides the grey among --styles: how manga pages and scans look (default 0)")
     p.add_argument("--degrade", type=float, default=defaults.DEGRADE_FRACTION, metavar="FRACTION",
                    help="share of known faces shrunk and enlarged back, as a small face reaches the model "
                    f"(default {defaults.DEGRADE_FRACTION})")
@@ -157,7 +159,7 @@ def main(argv=None):
                 frozen_backbone=args.frozen_backbone, precision=args.precision, strangers=args.strangers,
                 style_fraction=args.styles, degrade_fraction=args.degrade, degrade_sizes=tuple(args.degrade_sizes),
                 export=args.export, export_only=args.export_only, negative_weight=args.negative_weight,
-                hard_strangers=args.hard_strangers)
+                hard_strangers=args.hard_strangers, grey_fraction=args.grey)
         except (AnimerecError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

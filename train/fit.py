@@ -34,7 +34,8 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
         learning_rate=LEARNING_RATE, patience=PATIENCE, cache_dir=".cache", split_file=None, unknown=None,
         init=None, init_data=None, contrastive=0.0, non_faces=None, frozen_backbone=False, precision=None,
         strangers=None, style_fraction=0.0, degrade_fraction=DEGRADE_FRACTION, degrade_sizes=DEGRADE_SIZES,
-        export="best", export_only=False, negative_weight=UNKNOWN_WEIGHT, hard_strangers=0.0, log=print):
+        export="best", export_only=False, negative_weight=UNKNOWN_WEIGHT, hard_strangers=0.0, grey_fraction=0.0,
+        log=print):
     """Train `arch` on the crops under `data` and write the model directory `out`.
 
     Splits per class with `seed` (near-duplicates kept together), weighs classes by the inverse
@@ -53,7 +54,8 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
     `strangers` is a folder of one face per character (`strangers/`): 60 % of them join training
     with a uniform target, each its own identity for the contrastive loss; the rest is kept for
     calibrating and judging (see `train.dataset.STRANGER_FRACTIONS`). `style_fraction` of each
-    batch is redrawn in another drawing style (`train.styles`); each face with a uniform target
+    batch is redrawn in another drawing style (`train.styles`), and `grey_fraction` of it turned
+    grey besides; each face with a uniform target
     weighs `negative_weight` in the loss. With `hard_strangers` (and `init`), that share of the
     strangers is drawn by how close `init` puts them to a character (`stranger_odds`), the
     rest evenly. `degrade_fraction` of known faces
@@ -87,7 +89,7 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
            "non_faces": str(non_faces), "frozen_backbone": frozen_backbone, "precision": str(precision),
            "strangers": str(strangers), "style_fraction": style_fraction,
            "degrade_fraction": degrade_fraction, "degrade_sizes": list(degrade_sizes),
-           "negative_weight": negative_weight, "hard_strangers": hard_strangers}
+           "negative_weight": negative_weight, "hard_strangers": hard_strangers, "grey_fraction": grey_fraction}
     finished = claim_work_dir(work, run, log, finished_only=export_only)
     keras.utils.set_random_seed(seed)
 
@@ -154,7 +156,8 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
                               identities=bool(contrastive), non_faces=non_face_images,
                               strangers=stranger_images[stranger_split["train"]] if strangers else None,
                               style_fraction=style_fraction, degrade_fraction=degrade_fraction,
-                              degrade_sizes=degrade_sizes, negative_weight=negative_weight, stranger_odds=odds)
+                              degrade_sizes=degrade_sizes, negative_weight=negative_weight, stranger_odds=odds,
+                              grey_fraction=grey_fraction)
     clock = EpochClock(work / "epoch_seconds.json")
     best, last = work / "best.weights.h5", work / "last.weights.h5"
     checkpoint = keras.callbacks.ModelCheckpoint(best, monitor="val_macro_accuracy", mode="max",
@@ -242,7 +245,8 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
             "augmentation": f"in the model (flip, rotation, zoom, shift, brightness, contrast, saturation); "
             f"{degrade_fraction:.0%} of known faces shrunk to {_px(degrade_sizes)} and back"
             + (f"; {style_fraction:.0%} of every batch redrawn in another style (blur, sharpening, JPEG, "
-               "line weight, posterised, grey)" if style_fraction else ""),
+               "line weight, posterised, grey)" if style_fraction else "")
+            + (f"; {grey_fraction:.0%} of every batch turned grey" if grey_fraction else ""),
             "initialised_from": str(init) if init else _pretrained(arch),
             **({"frozen": "every layer up to the pooled features kept as initialised"} if frozen_backbone else {}),
             **({"characters_from": sources} if sources else {}),
