@@ -70,6 +70,9 @@ def test_evaluate_styles_judges_the_faces_redrawn_in_each_style(trained, shapes)
     assert set(result["styles"]) == set(STYLE_SHIFTS) | {"mean_accuracy"}
     for name in STYLE_SHIFTS:
         assert 0.0 <= result["styles"][name]["macro_accuracy"] <= 1.0
+        # Named right and sure enough is never more than named right.
+        assert 0.0 <= result["styles"][name]["named_at_threshold"] <= result["styles"][name]["accuracy"]
+    assert 0.0 <= result["named_at_threshold"] <= result["accuracy"]
     assert result["styles"]["mean_accuracy"] == pytest.approx(
         np.mean([result["styles"][n]["accuracy"] for n in STYLE_SHIFTS]), abs=1e-4)
 

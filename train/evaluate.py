@@ -86,7 +86,9 @@ def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False
     "colourless_faces": the count and accuracy of the crops with almost no colour
     (`animerec.recognize.colourless`), the faces the page warns about. With `styles`, they also
     gain "styles": accuracy and macro accuracy with every crop redrawn in each of
-    `train.styles.STYLE_SHIFTS`, a proxy for art from other sources.
+    `train.styles.STYLE_SHIFTS`, a proxy for art from other sources. "named_at_threshold" (for
+    the crops and for each style) is the share named right with a score at or above the card's
+    threshold: what the page shows a visitor, where accuracy ignores the threshold.
     """
     from pathlib import Path
 
@@ -109,16 +111,22 @@ def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False
     if grey:
         faces = faces._replace(images=greyscale(faces.images))
 
-    def scores_of(images):
-        scores = np.concatenate(
-            [naming_scores(recognizer.run(images[i : i + 256])) for i in range(0, len(images), 256)]
-            or [np.zeros((0, len(known)), np.float32)]
-        )
-        # Folders the model does not know get a column no face can win.
-        return np.pad(scores, ((0, 0), (0, len(classes) - len(known))), constant_values=-np.inf)
+    threshold = float(recognizer.card.get("threshold", 0.5))
 
-    padded = scores_of(faces.images)
+    def scores_of(images):
+        """Each face's naming scores, padded, and whether its best score clears the threshold."""
+        outputs = [recognizer.run(images[i : i + 256]) for i in range(0, len(images), 256)]
+        scores = np.concatenate([naming_scores(o) for o in outputs] or [np.zeros((0, len(known)), np.float32)])
+        cleared = np.concatenate([recognizer.scorer.best(o) >= threshold for o in outputs] or [np.zeros(0, bool)])
+        # Folders the model does not know get a column no face can win.
+        return np.pad(scores, ((0, 0), (0, len(classes) - len(known))), constant_values=-np.inf), cleared
+
+    def named_at_threshold(padded, cleared):
+        return round(float(np.mean((padded.argmax(axis=1) == faces.labels) & cleared)), 4) if len(cleared) else None
+
+    padded, cleared = scores_of(faces.images)
     result = classification_metrics(padded, faces.labels, classes)
+    result["named_at_threshold"] = named_at_threshold(padded, cleared)
     plain = colourless(faces.images)
     named = padded.argmax(axis=1) == faces.labels
     result["colourless_faces"] = {"images": int(plain.sum()),
@@ -128,8 +136,10 @@ def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False
 
         result["styles"] = {}
         for name, shift in STYLE_SHIFTS.items():
-            shifted = classification_metrics(scores_of(np.stack([shift(im) for im in faces.images])), faces.labels, classes)
-            result["styles"][name] = {k: shifted[k] for k in ("accuracy", "macro_accuracy")}
+            shifted_scores, shifted_cleared = scores_of(np.stack([shift(im) for im in faces.images]))
+            shifted = classification_metrics(shifted_scores, faces.labels, classes)
+            result["styles"][name] = {**{k: shifted[k] for k in ("accuracy", "macro_accuracy")},
+                                      "named_at_threshold": named_at_threshold(shifted_scores, shifted_cleared)}
         result["styles"]["mean_accuracy"] = round(float(np.mean([v["accuracy"] for v in result["styles"].values()])), 4)
     result["model"] = recognizer.version
     if part:
