@@ -46,7 +46,7 @@ SMALL_IMAGE_WIDTH = 550
 SEARCH_SIZES = sorted({320, defaults.DETECT_MAX_SIDE, 640, 1024, 2048})
 # Said of an Unknown face with almost no colour (`animerec.recognize.colourless`).
 COLOURLESS = ("This face has almost no colour (black-and-white or one-tint art): the model tells characters "
-              "apart mostly by hair and eye colour, so it names few such faces.")
+              "apart mostly by hair and eye colour, so such faces are often Unknown.")
 
 
 @st.cache_resource(show_spinner="Loading the face detector...")
@@ -323,7 +323,7 @@ def about_ui(card):
                          + (f"; each one added is one more to mistake a stranger for: with {added} added, "
                             f"{few['unknown_labelled_unknown']:.1%} of other characters' faces stay Unknown"
                             if added and "unknown_labelled_unknown" in few else "") + ".")
-        plain.append("**What it cannot do**: black-and-white and one-tint art is seldom named, because it tells "
+        plain.append("**What it cannot do**: black-and-white and one-tint art is often Unknown or misnamed, because it tells "
                      "characters apart mostly by hair and eye colour; very small, turned or half-hidden faces are "
                      "often missed or Unknown.")
         st.markdown("\n\n".join(plain))

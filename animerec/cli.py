@@ -313,7 +313,7 @@ def _print_text(path, faces, threshold):
             why = (f"below the threshold {threshold:.0%}" if face.verdict == BELOW_THRESHOLD
                    else "nobody it knows looks like this face")
             if face.colourless:
-                why += "; it has almost no colour, and black-and-white art is seldom named"
+                why += "; it has almost no colour, and black-and-white art is often Unknown"
             print(f"  {i}. {box}: Unknown, {why}  [{ranked}]")
         else:
             source = " from the gallery" if face.source == "gallery" else ""

@@ -111,7 +111,7 @@ def test_moving_the_threshold_or_top_k_never_runs_the_network_again(page, data, 
     assert forward_passes() == before + 1
 
 
-def test_an_unknown_face_in_black_and_white_art_says_why_it_is_seldom_named(page, data):
+def test_an_unknown_face_in_black_and_white_art_says_why_it_is_often_unknown(page, data):
     scene = Image.open(data / "scenes" / "101.jpg")
     upload(page, ("101.jpg", encode(scene, "JPEG"), "image/jpeg"))
     verdicts = [m.value for m in page.markdown if re.match(r"\*\*\d+\. ", m.value)]
