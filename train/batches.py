@@ -76,8 +76,8 @@ class TrainingBatches(keras.utils.PyDataset):
             ids = np.concatenate([ids, (first + chosen).astype(np.float32)])
         if self.style_fraction:
             x = restyle(x, self.rng, self.style_fraction)
-        grey = self.rng.random(len(x)) < self.grey_fraction
-        if grey.any():
+        if self.grey_fraction:  # no draw without it, so runs without grey stay as they were
+            grey = self.rng.random(len(x)) < self.grey_fraction
             x[grey] = greyscale(x[grey])
         if self.identities:
             return x, (y, ids), (w, np.ones(len(ids), np.float32))
