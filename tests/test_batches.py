@@ -139,9 +139,10 @@ def test_fit_refuses_shares_sizes_and_weights_it_cannot_use_in_one_line(capsys):
 
     from train.cli import main
 
-    for given, said in ((["--degrade", "1.5"], "--degrade, --styles and --hard-strangers are shares"),
-                        (["--styles", "-0.1"], "--degrade, --styles and --hard-strangers are shares"),
-                        (["--hard-strangers", "2"], "--degrade, --styles and --hard-strangers are shares"),
+    for given, said in ((["--degrade", "1.5"], "--degrade, --styles, --grey and --hard-strangers are shares"),
+                        (["--styles", "-0.1"], "--degrade, --styles, --grey and --hard-strangers are shares"),
+                        (["--hard-strangers", "2"], "--degrade, --styles, --grey and --hard-strangers are shares"),
+                        (["--grey", "1.5"], "--degrade, --styles, --grey and --hard-strangers are shares"),
                         (["--hard-strangers", "0.5"], "--hard-strangers needs --init"),
                         (["--degrade-sizes", "72", "40"], "--degrade-sizes needs 1 <= SMALLEST <= LARGEST"),
                         (["--degrade-sizes", "0", "10"], "--degrade-sizes needs 1 <= SMALLEST <= LARGEST"),

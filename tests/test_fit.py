@@ -35,6 +35,9 @@ def test_the_model_directory_is_complete_and_valid(trained, shapes):
     assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
     assert sum(map(len, parts)) == 3 * 150
     assert f"{card['metrics']['test']['accuracy']:.1%}" in (out / "card.md").read_text()
+    # Options left at their default that came after a run was recorded are not in its record,
+    # so a run interrupted before they existed still resumes.
+    assert "grey_fraction" not in json.loads((out / "training" / "run.json").read_text())
 
 
 def test_a_new_process_loads_it_through_the_page_loader_with_the_same_results(trained, shapes):

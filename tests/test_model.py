@@ -22,38 +22,41 @@ def test_the_default_model_directory_is_consistent(recognizer):
         assert (recognizer.path / name).stat().st_size < 25 * 2**20, f"{name} must stay under 25 MiB"
 
 
-def test_the_card_scores_are_reproduced_on_the_test_split(recognizer, data):
+@pytest.fixture(scope="module")
+def test_faces(recognizer, data):
+    """The default model's test split, read once for the tests below: (crops, labels)."""
     test_files = json.loads((recognizer.path / "split.json").read_text())["test"]
     slugs = [c.slug for c in recognizer.characters]
     crops = np.stack([resize_square(decode_image((data / "faces" / f).read_bytes()), recognizer.input_size)
                       for f in test_files])
-    labels = np.array([slugs.index(f.split("/")[0]) for f in test_files])
+    return crops, np.array([slugs.index(f.split("/")[0]) for f in test_files])
+
+
+def test_the_card_scores_are_reproduced_on_the_test_split(recognizer, test_faces):
+    crops, labels = test_faces
     scores = np.concatenate([naming_scores(recognizer.run(crops[i:i + 128])) for i in range(0, len(crops), 128)])
-    measured = classification_metrics(scores, labels, slugs)
+    measured = classification_metrics(scores, labels, [c.slug for c in recognizer.characters])
     card = recognizer.card["metrics"]["test"]
-    print(f"\ndefault model on its {len(test_files)} test faces: accuracy {measured['accuracy']:.4f}, "
+    print(f"\ndefault model on its {len(crops)} test faces: accuracy {measured['accuracy']:.4f}, "
           f"macro accuracy {measured['macro_accuracy']:.4f} (card: {card['accuracy']}, {card['macro_accuracy']})")
     assert abs(measured["accuracy"] - card["accuracy"]) <= 0.002
     assert abs(measured["macro_accuracy"] - card["macro_accuracy"]) <= 0.002
 
 
-
-def test_grey_copies_of_the_test_faces_are_named_right_at_the_threshold_more_often_than_not(recognizer, data):
+def test_grey_copies_of_the_test_faces_are_named_right_at_the_threshold_more_often_than_not(recognizer, test_faces):
     """Black-and-white art: the README's figure (`train evaluate --split test --styles`, 58.9 %
     named right at the default threshold; the model before named 50.8 %)."""
     from train.dataset import greyscale
 
-    test_files = json.loads((recognizer.path / "split.json").read_text())["test"]
-    slugs = [c.slug for c in recognizer.characters]
-    crops = greyscale(np.stack([resize_square(decode_image((data / "faces" / f).read_bytes()), recognizer.input_size)
-                                for f in test_files]))
-    labels = np.array([slugs.index(f.split("/")[0]) for f in test_files])
+    crops, labels = test_faces
+    crops = greyscale(crops)
     outputs = [recognizer.run(crops[i:i + 128]) for i in range(0, len(crops), 128)]
     right = np.concatenate([naming_scores(o).argmax(axis=1) for o in outputs]) == labels
     sure = np.concatenate([recognizer.scorer.best(o) for o in outputs]) >= recognizer.card["threshold"]
     named = float(np.mean(right & sure))
     print(f"\ngrey copies of the test faces named right at the threshold: {named:.4f}")
     assert 0.55 <= named <= float(right.mean())
+
 
 def test_the_card_unknown_rule_is_reproduced_on_held_out_unknown_faces(recognizer, data):
     """The card's rate of unknown faces called Unknown, on the part of `unknown/` that neither

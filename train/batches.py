@@ -20,9 +20,10 @@ class TrainingBatches(keras.utils.PyDataset):
     (`train.styles`), each copy of a stranger on its own, so two styles of one face are a
     positive pair. With `grey_fraction`, that share of every batch is then turned grey as well
     (on top of the grey among the styles): pages of manga and scans are grey, and a network that
-    sees colour alone tells two characters of one hair colour apart by little else. Every face with a uniform target weighs `negative_weight` in the loss; with
-    `stranger_odds` (one number per stranger), strangers are drawn in proportion to them.
-    NumPy only, so it feeds any backend."""
+    sees colour alone tells two characters of one hair colour apart by little else. Every face
+    with a uniform target weighs `negative_weight` in the loss; with `stranger_odds` (one
+    number per stranger), strangers are drawn in proportion to them. NumPy only, so it feeds
+    any backend."""
 
     def __init__(self, images, labels, num_classes, weights, batch_size, unknown, seed, identities=False,
                  non_faces=None, strangers=None, style_fraction=0.0, degrade_fraction=DEGRADE_FRACTION,

@@ -134,9 +134,11 @@ def main(argv=None):
             parser.error("--frozen-backbone needs --init: the model directory whose backbone to keep")
         if not args.negative_weight >= 0:  # NaN too
             parser.error(f"--negative-weight is a loss weight, 0 or more; got {args.negative_weight}")
-        if not 0 <= args.degrade <= 1 or not 0 <= args.styles <= 1 or not 0 <= args.hard_strangers <= 1:
-            parser.error("--degrade, --styles and --hard-strangers are shares of a batch, from 0 to 1; got "
-                         f"{args.degrade}, {args.styles} and {args.hard_strangers}")
+        shares = {"--degrade": args.degrade, "--styles": args.styles, "--grey": args.grey,
+                  "--hard-strangers": args.hard_strangers}
+        if not all(0 <= share <= 1 for share in shares.values()):  # NaN too
+            parser.error("--degrade, --styles, --grey and --hard-strangers are shares of a batch, from 0 to 1; got "
+                         + ", ".join(f"{option} {share}" for option, share in shares.items()))
         from train.ensemble import ENSEMBLE_INIT, is_ensemble
 
         if args.init and is_ensemble(args.init):

@@ -55,8 +55,7 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
     with a uniform target, each its own identity for the contrastive loss; the rest is kept for
     calibrating and judging (see `train.dataset.STRANGER_FRACTIONS`). `style_fraction` of each
     batch is redrawn in another drawing style (`train.styles`), and `grey_fraction` of it turned
-    grey besides; each face with a uniform target
-    weighs `negative_weight` in the loss. With `hard_strangers` (and `init`), that share of the
+    grey besides; each face with a uniform target weighs `negative_weight` in the loss. With `hard_strangers` (and `init`), that share of the
     strangers is drawn by how close `init` puts them to a character (`stranger_odds`), the
     rest evenly. `degrade_fraction` of known faces
     are shrunk to a size drawn from `degrade_sizes` (smallest, largest) and enlarged back.
@@ -89,7 +88,9 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
            "non_faces": str(non_faces), "frozen_backbone": frozen_backbone, "precision": str(precision),
            "strangers": str(strangers), "style_fraction": style_fraction,
            "degrade_fraction": degrade_fraction, "degrade_sizes": list(degrade_sizes),
-           "negative_weight": negative_weight, "hard_strangers": hard_strangers, "grey_fraction": grey_fraction}
+           "negative_weight": negative_weight, "hard_strangers": hard_strangers,
+           # Only when set: a run interrupted before the option existed still resumes.
+           **({"grey_fraction": grey_fraction} if grey_fraction else {})}
     finished = claim_work_dir(work, run, log, finished_only=export_only)
     keras.utils.set_random_seed(seed)
 
