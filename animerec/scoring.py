@@ -2,7 +2,8 @@
 
 A face's score for a character is the calibrated chance that naming it so is right. For the
 model's characters it comes from the network's cosine to each character's prototype (or its
-probability, for a network without a cosine head) through the card's curve; for an enrolled
+probability, for a network without a cosine head), less a share of the face's closeness to the
+card's cohort of strangers where the card says so, through the card's curve; for an enrolled
 character, from the cosine to the character's mean embedding, normalised against the card's
 cohort of strangers (`Scorer.gallery_raw`), through the gallery's curve. Both land on one
 scale, so one threshold serves both, and no score claims certainty (`MAX_SCORE`). An
@@ -34,13 +35,16 @@ class Scorer(NamedTuple):
     uncalibrated. gallery_curve: maps the gallery's normalised cosine (see `gallery_raw`) to a
     score; None when uncalibrated. cohort: (M, D) unit rows, centres of strangers' embeddings,
     or None. top: how many of a face's nearest cohort centres its cosines are normalised by.
-    Calibration tries curves through the same rule the page uses with `_replace`.
+    model_cohort_weight: how much of that closeness to strangers the model's raw number loses
+    (see `model_raw`; 0 leaves it the plain cosine). Calibration tries curves and weights
+    through the same rule the page uses with `_replace`.
     """
 
     model_curve: object = None
     gallery_curve: object = None
     cohort: object = None
     top: int = COHORT_TOP
+    model_cohort_weight: float = 0.0
 
     @classmethod
     def from_card(cls, card, cohort=None):
@@ -48,12 +52,29 @@ class Scorer(NamedTuple):
         calibration = card.get("calibration") or {}
         return cls(curve_from_dict(calibration["model"]) if "model" in calibration else None,
                    gallery_curve_from_dict(calibration["gallery"]) if "gallery" in calibration else None,
-                   cohort, int(calibration.get("gallery_cohort", {}).get("top", COHORT_TOP)))
+                   cohort, int(calibration.get("gallery_cohort", {}).get("top", COHORT_TOP)),
+                   float(calibration.get("model_cohort_weight", 0.0)))
 
-    @staticmethod
-    def model_raw(outputs):
-        """(N, C): the model's raw number for each face and character (`naming_scores`)."""
-        return naming_scores(outputs)
+    def model_raw(self, outputs):
+        """(N, C): the model's raw number for each face and character: `naming_scores`, less
+        `model_cohort_weight` times the face's closeness to the cohort (`cohort_closeness`). A
+        face drawn like many strangers then needs a higher cosine to be named, one unlike any
+        stranger less; the closeness is one number per face, so which character is closest
+        never changes."""
+        raw = naming_scores(outputs)
+        if not self.model_cohort_weight:
+            return raw
+        return raw - self.model_cohort_weight * self.cohort_closeness(outputs.embeddings)[:, None]
+
+    def cohort_closeness(self, embeddings):
+        """(N,): the mean of each face's `top` highest cosines to the cohort's centres (zeros
+        without a cohort)."""
+        embeddings = np.asarray(embeddings, np.float32)
+        if self.cohort is None or len(self.cohort) == 0:
+            return np.zeros(len(embeddings))
+        similarity = embeddings @ self.cohort.T
+        top = min(self.top, similarity.shape[1])
+        return np.partition(similarity, similarity.shape[1] - top, axis=1)[:, -top:].mean(axis=1).astype(np.float64)
 
     def model(self, outputs):
         """(N, C) float32: each face's score for each of the model's characters."""
@@ -74,10 +95,7 @@ class Scorer(NamedTuple):
         cosines = np.asarray(cosines, np.float64)
         if self.cohort is None or len(self.cohort) == 0 or len(cosines) == 0:
             return cosines
-        similarity = np.asarray(embeddings, np.float32) @ self.cohort.T
-        top = min(self.top, similarity.shape[1])
-        nearest = np.partition(similarity, similarity.shape[1] - top, axis=1)[:, -top:]
-        return cosines - nearest.mean(axis=1).reshape((-1,) + (1,) * (cosines.ndim - 1))
+        return cosines - self.cohort_closeness(embeddings).reshape((-1,) + (1,) * (cosines.ndim - 1))
 
     def gallery(self, cosines, embeddings):
         """Scores of the enrolled characters, the same shape as `cosines` ((N, K): K enrolled

@@ -126,6 +126,45 @@ def test_the_gallery_threshold_keeps_its_share_of_strangers_out_of_galleries_of_
     assert thresholds == gallery_thresholds([pairs], 0.9, sizes=(1, 4, 8)), "the kind nearest the characters sets it"
 
 
+def test_the_model_cohort_weight_is_the_one_that_keeps_most_known_faces_without_letting_strangers_in():
+    """Known faces that sit among strangers in the embedding score low on the plain cosine;
+    subtracting their closeness to the cohort lifts the ones that do not. The weight chosen is
+    the best for the known faces among those that cost no kind of stranger more than its
+    allowance; with no allowance a weight that lets strangers in is refused."""
+    from animerec.model import Outputs
+    from animerec.scoring import Scorer
+    from train.calibrate import model_cohort_weights
+
+    rng = np.random.default_rng(0)
+    cohort = np.eye(4, dtype=np.float32)[:2]  # strangers live along the first two axes
+
+    def faces(n, near_strangers, cosine):  # embeddings on a mix of a stranger axis and axis 3
+        e = np.zeros((n, 4), np.float32)
+        e[:, 0], e[:, 3] = near_strangers, np.sqrt(1 - near_strangers ** 2)
+        c = np.stack([cosine, cosine - 0.3], axis=1).astype(np.float32)
+        return Outputs(c, e, c)
+
+    closeness = rng.uniform(0.0, 0.9, 400)
+    known = faces(400, closeness, 0.4 + 0.3 * (1 - closeness) - 0.1 + rng.normal(0, 0.02, 400))
+    labels = np.zeros(400, int)
+    strangers = {"look_alikes": faces(200, rng.uniform(0.6, 0.9, 200), rng.uniform(0.1, 0.45, 200))}
+    scorer = Scorer(cohort=cohort, top=1)
+    chosen = model_cohort_weights(scorer, known, labels, strangers, 0.92, weights=(0.0, 0.5, 1.0), most_lost=0.01)
+    tried = {t["weight"]: t for t in chosen["tried"]}
+    assert tried[0.0]["validation_kept"] < tried[chosen["chosen"]]["validation_kept"]
+    assert chosen["chosen"] > 0
+    for t in chosen["tried"]:
+        assert t["rejected"]["look_alikes"] >= 0.92 - 0.01, "the threshold rejects the target of each kind"
+    # Portraits far from the cohort, a few of them close to a character: a small weight lowers
+    # the threshold past those few while it still lifts known faces.
+    portraits = faces(200, np.zeros(200), np.r_[rng.uniform(0.0, 0.3, 194), rng.uniform(0.35, 0.4, 6)])
+    both = {**strangers, "portraits": portraits}
+    loose = model_cohort_weights(scorer, known, labels, both, 0.92, weights=(0.0, 0.1), most_lost=0.05)
+    strict = model_cohort_weights(scorer, known, labels, both, 0.92, weights=(0.0, 0.1), most_lost=0.01)
+    assert loose["tried"][1]["rejected"]["portraits"] == pytest.approx(0.97)
+    assert (loose["chosen"], strict["chosen"]) == (0.1, 0.0), "3 points of portraits lost: refused at 1, allowed at 5"
+
+
 def test_calibration_splits_the_scenes_by_illustration(data, recognizer, detector, tmp_path):
     """Half the illustrations of `scenes/` calibrate the unknown rule, the other half judge it:
     every face the page's detector finds lands in exactly one half, with its whole picture."""

@@ -151,6 +151,26 @@ def test_the_gallery_cosine_is_lowered_by_how_close_a_face_is_to_the_strangers()
     assert rule._replace(top=10).gallery_raw(cosines, faces)[1] == pytest.approx(0.6 - (0.8 + 0.64 + 0.0) / 3)
 
 
+def test_the_model_cosine_loses_its_share_of_the_closeness_to_strangers_without_changing_the_name():
+    """With a cohort weight, each face's cosines to the model's characters lose that share of its
+    mean cosine to its nearest strangers: the face among strangers falls, which character is
+    closest stays; the card's weight is read, and a card without one keeps the plain cosine."""
+    faces = unit([0.6, 0.8, 0], [0.6, 0, 0.8])
+    cohort = unit([0, 0, 1], [0, 0.6, 0.8], [0, -1, 0])
+    cosines = np.array([[0.5, 0.2], [0.5, 0.2]], np.float32)
+    outputs = Outputs(np.full((2, 2), 0.5, np.float32), faces, cosines)
+    rule = Scorer(cohort=cohort, top=2, model_cohort_weight=0.5)
+    closeness = np.array([(0.48 + 0.0) / 2, (0.8 + 0.64) / 2])
+    np.testing.assert_allclose(rule.model_raw(outputs), cosines - 0.5 * closeness[:, None], atol=1e-6)
+    assert (rule.model_raw(outputs).argmax(axis=1) == cosines.argmax(axis=1)).all()
+    assert rule.model(outputs)[0, 0] > rule.model(outputs)[1, 0]
+    np.testing.assert_allclose(rule._replace(model_cohort_weight=0.0).model_raw(outputs), cosines)
+    np.testing.assert_allclose(rule._replace(cohort=None).model_raw(outputs), cosines)
+    card = {"calibration": {"model_cohort_weight": 0.5, "gallery_cohort": {"top": 2}}}
+    assert Scorer.from_card(card, cohort).model_cohort_weight == 0.5
+    assert Scorer.from_card({"calibration": {}}, cohort).model_cohort_weight == 0.0
+
+
 def test_a_larger_gallery_needs_a_closer_face_for_the_same_score():
     """The card's gallery curve is placed for each number of enrolled characters: the same
     cosine scores lower in a gallery of three than in a gallery of one (sizes between the

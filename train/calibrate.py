@@ -1,10 +1,12 @@
 """`python -m train calibrate`: the unknown rule and the gallery's score, fitted and judged.
 
 For a model directory trained by `fit` (its `split.json` says which faces it never trained on):
-- the model's raw score (see `Scorer.model_raw`) is mapped to [0, 1] by a monotone curve
-  (isotonic regression: `measure.curves.fit_monotone`) fitted on validation faces of known characters, the calibration part of `unknown/`, the
-  calibration quarter of `fewshot/` and, given `scenes/`, the faces found in its calibration
-  half, so the score reads as the chance that the name is right;
+- the model's raw score (see `Scorer.model_raw`: the cosine, less a share of the face's
+  closeness to the cohort below, the share chosen by `model_cohort_weights`) is mapped to
+  [0, 1] by a monotone curve (isotonic regression: `measure.curves.fit_monotone`) fitted on
+  validation faces of known characters, the calibration part of `unknown/`, the calibration
+  quarter of `fewshot/` and, given `scenes/`, the faces found in its calibration half, so the
+  score reads as the chance that the name is right;
 - the default threshold is the lowest score below which `target` of those unknown faces fall,
   `target` of the few-shot characters' calibration faces (characters from elsewhere) and, given
   `scenes/`, `target` of the faces the page's detector finds in half of its illustrations (faces
@@ -47,7 +49,7 @@ from animerec.scoring import COHORT_TOP, Scorer
 from measure.curves import auroc, fit_logistic, fit_monotone, roc_curve
 from train.dataset import (STRANGER_FRACTIONS, degrade, load_faces, load_unlabelled, read_split, read_unknown_split,
                            split_unlabelled)
-from train.defaults import DEGRADED_SIZE, THRESHOLD_TARGET
+from train.defaults import DEGRADED_SIZE, MODEL_COHORT_MOST_LOST, MODEL_COHORT_WEIGHTS, THRESHOLD_TARGET
 from train.export import card_markdown
 from train.fewshot import SHOTS, best_names, draw_episode, enrol, judge_fewshot, split_each_class
 from train.nonfaces import judge_non_faces
@@ -112,17 +114,21 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
     # from elsewhere, and about the faces the gallery should win.
     halves = split_each_class(few.labels, rng, share=0.25)
     val_outputs, val_labels = known["val"]
+    calibration_strangers = {"unknown": unknown_faces["calibration"],
+                             "fewshot_before_enrolment": _rows(newcomers, halves[0])}
+    if scene_faces and len(scene_faces["calibration"].probabilities):
+        calibration_strangers["scene_faces"] = scene_faces["calibration"]
+    if portraits:
+        calibration_strangers["strangers"] = portraits["calibration"]
+    weights = model_cohort_weights(scorer, val_outputs, val_labels, calibration_strangers, target)
+    scorer = scorer._replace(model_cohort_weight=weights["chosen"])
+
     def raw_scores(outputs):  # each face's raw number for its closest model character
-        return Scorer.model_raw(outputs).max(axis=1)
+        return scorer.model_raw(outputs).max(axis=1)
 
     raw_known = raw_scores(val_outputs)
-    raw_strangers = {"unknown": raw_scores(unknown_faces["calibration"]),
-                     "fewshot_before_enrolment": raw_scores(newcomers)[halves[0]]}
-    if scene_faces and len(scene_faces["calibration"].probabilities):
-        raw_strangers["scene_faces"] = raw_scores(scene_faces["calibration"])
-    if portraits:
-        raw_strangers["strangers"] = raw_scores(portraits["calibration"])
-    right = Scorer.model_raw(val_outputs).argmax(axis=1) == val_labels
+    raw_strangers = {kind: raw_scores(outputs) for kind, outputs in calibration_strangers.items()}
+    right = scorer.model_raw(val_outputs).argmax(axis=1) == val_labels
     negatives = np.concatenate(list(raw_strangers.values()))
     model_curve = fit_monotone(np.r_[raw_known, negatives], np.r_[right, np.zeros(len(negatives), bool)])
     # The threshold rejects `target` of each kind of stranger: `unknown/`, the few-shot
@@ -192,6 +198,8 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
         "threshold": threshold,
         "target_unknown_rejection": target,
         "threshold_by_kind": {kind: round(value, 4) for kind, value in by_kind.items()},
+        "model_cohort_weight": weights["chosen"],
+        "model_cohort_weights_tried": weights["tried"],
         "degraded_to_px": DEGRADED_SIZE,
         "model": model_curve.to_dict(),
         "gallery": gallery_curve.to_dict(),
@@ -225,6 +233,36 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
     _write_card(model_path, recognizer.card, result)
     log(json.dumps(result, indent=1))
     return result
+
+
+def model_cohort_weights(scorer, known, labels, strangers, target, weights=MODEL_COHORT_WEIGHTS,
+                         most_lost=MODEL_COHORT_MOST_LOST):
+    """The share of a face's closeness to the cohort that the model's raw number loses
+    (`Scorer.model_raw`), chosen on calibration faces: of the `weights` at which no kind of
+    stranger's calibration faces (`strangers`: kind -> Outputs) fall below the threshold by
+    more than `most_lost` more than with the plain cosine, the one that keeps the most
+    validation faces (`known`, `labels`) named right at or above the threshold; the smallest on
+    ties. The threshold, as `calibrate` sets it, is the highest of the kinds' `target`
+    quantiles of the raw number. Returns {"chosen": weight, "tried": [per weight: the weight,
+    validation faces kept, each kind's share below the threshold]}."""
+    tried = []
+    for weight in weights:
+        rule = scorer._replace(model_cohort_weight=float(weight))
+        raw = {kind: rule.model_raw(outputs).max(axis=1) for kind, outputs in strangers.items()}
+        threshold = max(np.quantile(values, target) for values in raw.values())
+        known_raw = rule.model_raw(known)
+        kept = float(((known_raw.argmax(axis=1) == labels) & (known_raw.max(axis=1) >= threshold)).mean())
+        tried.append({"weight": float(weight), "validation_kept": round(kept, 4),
+                      "rejected": {kind: round(float((values < threshold).mean()), 4) for kind, values in raw.items()}})
+    plain = tried[0]["rejected"]
+    allowed = [t for t in tried if all(t["rejected"][k] >= plain[k] - most_lost - 1e-9 for k in plain)]
+    best = max(allowed, key=lambda t: (t["validation_kept"], -t["weight"]))
+    return {"chosen": best["weight"], "tried": tried}
+
+
+def _rows(outputs, index):
+    """The faces `index` of an Outputs."""
+    return Outputs(*(None if part is None else part[index] for part in outputs))
 
 
 def gallery_thresholds(kinds, target, sizes=GALLERY_SIZES):

@@ -24,3 +24,9 @@ DEGRADE_SIZES = (64, 64)
 # rejects this share of each kind of stranger.
 DEGRADED_SIZE = 64
 THRESHOLD_TARGET = 0.92
+
+# `calibrate`: the model's raw number may lose a share of the face's closeness to the cohort of
+# strangers (`Scorer.model_raw`); the share is chosen from these, losing no kind of stranger
+# more than this much of its calibration faces' rejection against the plain cosine.
+MODEL_COHORT_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0)
+MODEL_COHORT_MOST_LOST = 0.01
