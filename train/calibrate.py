@@ -190,11 +190,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
     fpr, tpr, _ = roc_curve(known_scores, unknown_scores)
     _, named_tpr, _ = roc_curve(np.where(test_index == test_labels, known_scores, -1.0), unknown_scores)
     result = {
-        "score": "calibrated chance that the name is right: a monotone curve (isotonic regression) of the cosine "
-                 "to the nearest prototype of the model's cosine head, or a logistic curve of the normalised cosine "
-                 "to the mean embedding of an enrolled character"
-        if val_outputs.cosines is not None else "calibrated chance that the name is right: a monotone curve of "
-        "the top softmax probability (or a logistic curve of the cosine to an enrolled character's mean embedding)",
+        "score": score_words(val_outputs.cosines is not None, weights["chosen"]),
         "threshold": threshold,
         "target_unknown_rejection": target,
         "threshold_by_kind": {kind: round(value, 4) for kind, value in by_kind.items()},
@@ -233,6 +229,18 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
     _write_card(model_path, recognizer.card, result)
     log(json.dumps(result, indent=1))
     return result
+
+
+def score_words(cosine_head, cohort_weight=0.0):
+    """What a calibrated score is, in the card's words."""
+    if not cosine_head:
+        return ("calibrated chance that the name is right: a monotone curve of the top softmax probability (or a "
+                "logistic curve of the cosine to an enrolled character's mean embedding)")
+    less = (f", less {cohort_weight:g} times the face's mean cosine to its nearest strangers of the cohort"
+            if cohort_weight else "")
+    return ("calibrated chance that the name is right: a monotone curve (isotonic regression) of the cosine to the "
+            f"nearest prototype of the model's cosine head{less}, or a logistic curve of the normalised cosine to the "
+            "mean embedding of an enrolled character")
 
 
 def model_cohort_weights(scorer, known, labels, strangers, target, weights=MODEL_COHORT_WEIGHTS,
