@@ -51,7 +51,7 @@ from train.dataset import (STRANGER_FRACTIONS, degrade, load_faces, load_unlabel
                            split_unlabelled)
 from train.defaults import DEGRADED_SIZE, MODEL_COHORT_MOST_LOST, MODEL_COHORT_WEIGHTS, THRESHOLD_TARGET
 from train.export import card_markdown
-from train.fewshot import SHOTS, best_names, draw_episode, enrol, judge_fewshot, split_each_class
+from train.fewshot import SHOTS, best_names, draw_episode, enrol, judge_fewshot, split_each_class, take
 from train.nonfaces import judge_non_faces
 from train.scenes import detected_faces, judge_scene_faces, scene_halves
 
@@ -115,7 +115,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
     halves = split_each_class(few.labels, rng, share=0.25)
     val_outputs, val_labels = known["val"]
     calibration_strangers = {"unknown": unknown_faces["calibration"],
-                             "fewshot_before_enrolment": _rows(newcomers, halves[0])}
+                             "fewshot_before_enrolment": take(newcomers, halves[0])}
     if scene_faces and len(scene_faces["calibration"].probabilities):
         calibration_strangers["scene_faces"] = scene_faces["calibration"]
     if portraits:
@@ -250,11 +250,12 @@ def model_cohort_weights(scorer, known, labels, strangers, target, weights=MODEL
     stranger's calibration faces (`strangers`: kind -> Outputs) fall below the threshold by
     more than `most_lost` more than with the plain cosine, the one that keeps the most
     validation faces (`known`, `labels`) named right at or above the threshold; the smallest on
-    ties. The threshold, as `calibrate` sets it, is the highest of the kinds' `target`
-    quantiles of the raw number. Returns {"chosen": weight, "tried": [per weight: the weight,
+    ties. The threshold here is the highest of the kinds' `target` quantiles of the raw number:
+    `calibrate`'s own, before its curve and the slider's rounding. The plain cosine (weight 0)
+    is always among those tried. Returns {"chosen": weight, "tried": [per weight: the weight,
     validation faces kept, each kind's share below the threshold]}."""
     tried = []
-    for weight in weights:
+    for weight in sorted({0.0, *map(float, weights)}):
         rule = scorer._replace(model_cohort_weight=float(weight))
         raw = {kind: rule.model_raw(outputs).max(axis=1) for kind, outputs in strangers.items()}
         threshold = max(np.quantile(values, target) for values in raw.values())
@@ -266,11 +267,6 @@ def model_cohort_weights(scorer, known, labels, strangers, target, weights=MODEL
     allowed = [t for t in tried if all(t["rejected"][k] >= plain[k] - most_lost - 1e-9 for k in plain)]
     best = max(allowed, key=lambda t: (t["validation_kept"], -t["weight"]))
     return {"chosen": best["weight"], "tried": tried}
-
-
-def _rows(outputs, index):
-    """The faces `index` of an Outputs."""
-    return Outputs(*(None if part is None else part[index] for part in outputs))
 
 
 def gallery_thresholds(kinds, target, sizes=GALLERY_SIZES):
