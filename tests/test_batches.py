@@ -85,6 +85,7 @@ def test_a_share_of_every_batch_is_turned_grey_and_the_rest_keeps_its_colour():
                             degrade_fraction=0.0)[0][0]
     assert not (plain[..., 0] == plain[..., 1]).all(axis=(1, 2)).any(), "none grey by default"
 
+
 def test_a_share_of_known_faces_is_shrunk_to_a_size_in_the_range_and_back():
     from train.batches import TrainingBatches
     from train.dataset import degrade
@@ -139,10 +140,11 @@ def test_fit_refuses_shares_sizes_and_weights_it_cannot_use_in_one_line(capsys):
 
     from train.cli import main
 
-    for given, said in ((["--degrade", "1.5"], "--degrade, --styles, --grey and --hard-strangers are shares"),
-                        (["--styles", "-0.1"], "--degrade, --styles, --grey and --hard-strangers are shares"),
-                        (["--hard-strangers", "2"], "--degrade, --styles, --grey and --hard-strangers are shares"),
-                        (["--grey", "1.5"], "--degrade, --styles, --grey and --hard-strangers are shares"),
+    for given, said in ((["--degrade", "1.5"], "--degrade, --styles, --grey, --page-framing and --hard-strangers are shares"),
+                        (["--styles", "-0.1"], "--degrade, --styles, --grey, --page-framing and --hard-strangers are shares"),
+                        (["--hard-strangers", "2"], "--degrade, --styles, --grey, --page-framing and --hard-strangers are shares"),
+                        (["--grey", "1.5"], "--degrade, --styles, --grey, --page-framing and --hard-strangers are shares"),
+                        (["--page-framing", "2"], "--degrade, --styles, --grey, --page-framing and --hard-strangers are shares"),
                         (["--hard-strangers", "0.5"], "--hard-strangers needs --init"),
                         (["--degrade-sizes", "72", "40"], "--degrade-sizes needs 1 <= SMALLEST <= LARGEST"),
                         (["--degrade-sizes", "0", "10"], "--degrade-sizes needs 1 <= SMALLEST <= LARGEST"),

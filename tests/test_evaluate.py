@@ -61,20 +61,45 @@ def test_evaluate_greyscale_judges_grey_faces_and_keeps_the_cards_confusion_pict
     assert "greyscale" not in colour and colour["colourless_faces"]["images"] < colour["images"]
 
 
-def test_evaluate_styles_judges_the_faces_redrawn_in_each_style(trained, shapes):
+def test_evaluate_styles_judges_the_faces_redrawn_in_each_style_seen_and_unseen(trained, shapes):
     from train.evaluate import evaluate_folder
-    from train.styles import STYLE_SHIFTS
+    from train.styles import STYLE_SHIFTS, UNSEEN_SHIFTS
 
     out, _ = trained
     result = evaluate_folder(shapes, out, part="test", styles=True)
-    assert set(result["styles"]) == set(STYLE_SHIFTS) | {"mean_accuracy"}
-    for name in STYLE_SHIFTS:
-        assert 0.0 <= result["styles"][name]["macro_accuracy"] <= 1.0
-        # Named right and sure enough is never more than named right.
-        assert 0.0 <= result["styles"][name]["named_at_threshold"] <= result["styles"][name]["accuracy"]
     assert 0.0 <= result["named_at_threshold"] <= result["accuracy"]
-    assert result["styles"]["mean_accuracy"] == pytest.approx(
-        np.mean([result["styles"][n]["accuracy"] for n in STYLE_SHIFTS]), abs=1e-4)
+    for key, shifts in (("styles", STYLE_SHIFTS), ("unseen_styles", UNSEEN_SHIFTS)):
+        assert set(result[key]) == set(shifts) | {"mean_accuracy", "mean_named_at_threshold"}
+        for name in shifts:
+            assert 0.0 <= result[key][name]["macro_accuracy"] <= 1.0
+            # Named right and sure enough is never more than named right.
+            assert 0.0 <= result[key][name]["named_at_threshold"] <= result[key][name]["accuracy"]
+        for metric in ("accuracy", "named_at_threshold"):
+            assert result[key][f"mean_{metric}"] == pytest.approx(
+                np.mean([result[key][n][metric] for n in shifts]), abs=1e-4)
+
+
+def test_evaluate_page_framing_judges_the_faces_cut_the_pages_way_overall_and_by_source(trained, shapes):
+    from synthetic import SHAPES
+    from train.evaluate import evaluate_folder
+
+    out, _ = trained
+    table = shapes.parent / "characters.csv"  # the shapes' folder has a parent of its own
+    classes = sorted(SHAPES)
+    table.write_text("slug,name,series,source,role\n" + "".join(
+        f"{c},{c},shapes,{'round' if i % 2 else 'square'} ones,known\n" for i, c in enumerate(classes)))
+    try:
+        result = evaluate_folder(shapes, out, part="test", page_framing=True)
+    finally:
+        table.unlink()
+    framed = result["page_framed"]
+    assert 0.0 <= framed["named_at_threshold"] <= framed["accuracy"] <= 1.0
+    assert 0 <= framed["faces_found"] <= result["images"]
+    assert set(framed["by_source"]) == {"round ones", "square ones"}
+    assert sum(v["faces"] for v in framed["by_source"].values()) == result["images"]
+    for figures in framed["by_source"].values():
+        assert 0.0 <= figures["named_at_threshold"] <= figures["accuracy"] <= 1.0
+    assert "page_framed" not in evaluate_folder(shapes, out, part="test")
 
 
 def test_evaluate_and_fit_say_in_one_line_when_the_data_folder_is_missing(trained, tmp_path, capsys):

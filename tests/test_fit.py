@@ -182,3 +182,16 @@ def test_the_mobilenet_network_starts_from_the_shared_pretrained_weights():
     assert model.get_layer("pooled").output.shape == (None, 1280)
     probabilities = model.predict(np.zeros((2, 48, 48, 3), np.uint8), verbose=0)
     assert probabilities.shape == (2, 3) and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_run_with_the_pages_framing_cuts_its_faces_so_and_says_so_on_its_card(shapes, tmp_path):
+    from train.fit import fit
+
+    said = []
+    card = fit(shapes, tmp_path / "model", arch="seed", epochs=1, image_size=32, batch_size=32, patience=1,
+               cache_dir=tmp_path / "cache", log=said.append, framing_fraction=0.5)
+    faces = card["training"]["images"]["train"]
+    assert any(line.startswith(f"known faces: {faces} of {faces} training faces also cut the page's way")
+               for line in said), said
+    assert "50% of faces cut the page's way" in card["training"]["augmentation"]
+    assert list((tmp_path / "cache").glob("page-framed-32-*.npz")), "the framed copies are kept for the next run"

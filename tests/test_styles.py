@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 
 from animerec.recognize import colourless
-from train.styles import STYLE_SHIFTS, restyle
+from train.styles import _RANDOM, STYLE_SHIFTS, UNSEEN_SHIFTS, restyle
 
 
 def portrait(size=64):
@@ -18,9 +18,9 @@ def portrait(size=64):
     return image
 
 
-def hue_of_hair(image):
+def hue_of_hair(image, rows=slice(2, 10)):
     hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
-    return float(np.median(hsv[2:10, 28:36, 0]))
+    return float(np.median(hsv[rows, 28:36, 0]))
 
 
 def test_each_shift_keeps_the_picture_and_every_one_but_grey_keeps_the_hair_colour():
@@ -33,6 +33,25 @@ def test_each_shift_keeps_the_picture_and_every_one_but_grey_keeps_the_hair_colo
             assert colourless(shifted[None])[0]
         else:
             assert abs(hue_of_hair(shifted) - hue_of_hair(face)) <= 6, name  # hue is identity: it stays
+
+
+def test_the_unseen_shifts_change_the_picture_keep_the_hair_colour_and_are_none_of_trainings():
+    face = portrait()
+    assert not set(UNSEEN_SHIFTS) & {name for name, _ in _RANDOM}
+    for name, shift in UNSEEN_SHIFTS.items():
+        shifted = shift(face)
+        assert shifted.shape == face.shape and shifted.dtype == np.uint8, name
+        assert not np.array_equal(shifted, face), f"{name} changes the picture"
+        assert not colourless(shifted[None])[0], f"{name} keeps colour"
+        # Tinted light moves the hue a little, as a lamp's colour does; the rest keep it.
+        # The looser crop shrinks the hair toward the centre: look for it lower down.
+        hair = hue_of_hair(shifted, slice(13, 19) if name == "loose_crop" else slice(2, 10))
+        assert abs(hair - hue_of_hair(face)) <= (12 if name == "warm_light" else 6), name
+    # The tilt and the looser crop move the picture; the pale copy is lighter, the vivid one more saturated.
+    saturation = lambda im: float(cv2.cvtColor(im, cv2.COLOR_RGB2HSV)[..., 1].mean())
+    assert saturation(UNSEEN_SHIFTS["vivid"](face)) > saturation(face) > saturation(UNSEEN_SHIFTS["pale"](face))
+    assert UNSEEN_SHIFTS["pale"](face).mean() > face.mean()
+    assert np.abs(UNSEEN_SHIFTS["loose_crop"](face).astype(int) - face).mean() > 5
 
 
 def test_thick_lines_darken_and_thin_lines_lighten_the_outline():

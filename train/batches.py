@@ -20,7 +20,10 @@ class TrainingBatches(keras.utils.PyDataset):
     (`train.styles`), each copy of a stranger on its own, so two styles of one face are a
     positive pair. With `grey_fraction`, that share of every batch is then turned grey as well
     (on top of the grey among the styles): pages of manga and scans are grey, and a network that
-    sees colour alone tells two characters of one hair colour apart by little else. Every face
+    sees colour alone tells two characters of one hair colour apart by little else. With
+    `framed` (copies of `images`, `unknown` and `strangers` cut the page's way, see
+    `train.framing`), each face is drawn in that framing with chance `framing_fraction`, so the
+    framing of a source is no sign of who it is. Every face
     with a uniform target weighs `negative_weight` in the loss; with `stranger_odds` (one
     number per stranger), strangers are drawn in proportion to them. NumPy only, so it feeds
     any backend."""
@@ -28,7 +31,7 @@ class TrainingBatches(keras.utils.PyDataset):
     def __init__(self, images, labels, num_classes, weights, batch_size, unknown, seed, identities=False,
                  non_faces=None, strangers=None, style_fraction=0.0, degrade_fraction=DEGRADE_FRACTION,
                  degrade_sizes=DEGRADE_SIZES, negative_weight=UNKNOWN_WEIGHT, stranger_odds=None,
-                 grey_fraction=0.0):
+                 grey_fraction=0.0, framed=None, framing_fraction=0.0):
         super().__init__()
         self.negative_weight = negative_weight
         self.stranger_odds = None if stranger_odds is None else np.asarray(stranger_odds, float) / np.sum(stranger_odds)
@@ -39,6 +42,9 @@ class TrainingBatches(keras.utils.PyDataset):
         self.strangers = strangers if strangers is not None else unknown[:0]
         self.style_fraction, self.grey_fraction = style_fraction, grey_fraction
         self.degrade_fraction, self.degrade_sizes = degrade_fraction, degrade_sizes
+        self.framing_fraction = framing_fraction if framed is not None else 0.0
+        self.framed = {name: pool for name, pool in zip(("known", "unknown", "strangers"), framed or ())
+                       if pool is not None}
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
 
@@ -50,18 +56,18 @@ class TrainingBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index):
         idx = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        x = self.images[idx].copy()
+        x = self.in_framing("known", self.images, idx)
         low, high = self.degrade_sizes
         for i in np.nonzero(self.rng.random(len(idx)) < self.degrade_fraction)[0]:
             x[i] = degrade(x[i:i + 1], int(self.rng.integers(low, high + 1)))[0]
         y = keras.utils.to_categorical(self.labels[idx], self.num_classes).astype(np.float32)
         w = self.weights[idx]
         ids = self.labels[idx].astype(np.float32)
-        pools = ((self.unknown, UNKNOWN_PER_BATCH), (self.non_faces, NON_FACES_PER_BATCH),
-                 (self.strangers, STRANGERS_PER_BATCH))
+        pools = (("unknown", self.unknown, UNKNOWN_PER_BATCH), ("non_faces", self.non_faces, NON_FACES_PER_BATCH),
+                 ("strangers", self.strangers, STRANGERS_PER_BATCH))
         # Each pool's identities follow the classes and the pools before it.
-        firsts = self.num_classes + np.cumsum([0] + [len(pool) for pool, _ in pools[:-1]])
-        for (pool, share), first in zip(pools, firsts):
+        firsts = self.num_classes + np.cumsum([0] + [len(pool) for _, pool, _ in pools[:-1]])
+        for (name, pool, share), first in zip(pools, firsts):
             extra = int(round(share * len(idx))) if len(pool) else 0
             if not extra:
                 continue
@@ -71,7 +77,7 @@ class TrainingBatches(keras.utils.PyDataset):
                 chosen = self.rng.integers(0, len(pool), extra)
             if self.identities:  # each one twice: the model augments the copies differently
                 chosen = np.repeat(chosen[: (extra + 1) // 2], 2)[:extra]
-            x = np.concatenate([x, pool[chosen]])
+            x = np.concatenate([x, self.in_framing(name, pool, chosen)])
             y = np.concatenate([y, np.full((extra, self.num_classes), 1 / self.num_classes, np.float32)])
             w = np.concatenate([w, np.full(extra, self.negative_weight, np.float32)])
             ids = np.concatenate([ids, (first + chosen).astype(np.float32)])
@@ -83,3 +89,12 @@ class TrainingBatches(keras.utils.PyDataset):
         if self.identities:
             return x, (y, ids), (w, np.ones(len(ids), np.float32))
         return x, y, w
+
+    def in_framing(self, pool_name, pool, idx):
+        """A copy of `pool[idx]`, each face swapped for its page-framed copy with chance
+        `framing_fraction` (no draw without one, so runs without it stay as they were)."""
+        x = pool[idx].copy()
+        if self.framing_fraction and pool_name in self.framed:
+            swap = self.rng.random(len(idx)) < self.framing_fraction
+            x[swap] = self.framed[pool_name][np.asarray(idx)[swap]]
+        return x

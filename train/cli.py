@@ -49,6 +49,10 @@ def main(argv=None):
                    "another drawing style: blur, sharpening, JPEG, line weight, posterised, grey (default 0)")
     p.add_argument("--grey", type=float, default=0.0, metavar="FRACTION", help="share of each batch turned grey, "
                    "besides the grey among --styles: how manga pages and scans look (default 0)")
+    p.add_argument("--page-framing", type=float, default=0.0, metavar="FRACTION", help="share of faces (known, "
+                   "unknown and strangers alike) cut the way the page cuts them, around the box the detector finds "
+                   "in each crop, so a source's framing is no sign of who it is (default 0)")
+
     p.add_argument("--degrade", type=float, default=defaults.DEGRADE_FRACTION, metavar="FRACTION",
                    help="share of known faces shrunk and enlarged back, as a small face reaches the model "
                    f"(default {defaults.DEGRADE_FRACTION})")
@@ -85,7 +89,11 @@ def main(argv=None):
     p.add_argument("--greyscale", action="store_true", help="turn every face grey first: how the model does on "
                    "black-and-white art")
     p.add_argument("--styles", action="store_true", help="also judge every face redrawn in each of six drawing "
-                   "styles (blur, sharpening, JPEG, thick lines, posterised, grey): a proxy for art from other sources")
+                   "styles (blur, sharpening, JPEG, thick lines, posterised, grey), a proxy for art from other sources, "
+                   "and in seven kinds of shift training never draws (flat colour, warm light, vivid, pale, grain, "
+                   "tilted, loose crop)")
+    p.add_argument("--page-framing", action="store_true", help="also judge every face cut the way the page cuts a "
+                   "face in a picture (the detector's box widened by the page's margin), by source")
 
     p = commands.add_parser("calibrate", help="fit the unknown rule and the gallery's score, judge them, write the card")
     p.add_argument("--model", type=Path, required=True, help="model directory written by fit (with its split.json)")
@@ -135,9 +143,10 @@ def main(argv=None):
         if not args.negative_weight >= 0:  # NaN too
             parser.error(f"--negative-weight is a loss weight, 0 or more; got {args.negative_weight}")
         shares = {"--degrade": args.degrade, "--styles": args.styles, "--grey": args.grey,
-                  "--hard-strangers": args.hard_strangers}
+                  "--page-framing": args.page_framing, "--hard-strangers": args.hard_strangers}
         if not all(0 <= share <= 1 for share in shares.values()):  # NaN too
-            parser.error("--degrade, --styles, --grey and --hard-strangers are shares of a batch, from 0 to 1; got "
+            parser.error("--degrade, --styles, --grey, --page-framing and --hard-strangers are shares of a "
+                         "batch, from 0 to 1; got "
                          + ", ".join(f"{option} {share}" for option, share in shares.items()))
         from train.ensemble import ENSEMBLE_INIT, is_ensemble
 
@@ -161,7 +170,8 @@ def main(argv=None):
                 frozen_backbone=args.frozen_backbone, precision=args.precision, strangers=args.strangers,
                 style_fraction=args.styles, degrade_fraction=args.degrade, degrade_sizes=tuple(args.degrade_sizes),
                 export=args.export, export_only=args.export_only, negative_weight=args.negative_weight,
-                hard_strangers=args.hard_strangers, grey_fraction=args.grey)
+                hard_strangers=args.hard_strangers, grey_fraction=args.grey,
+                framing_fraction=args.page_framing)
         except (AnimerecError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
@@ -228,7 +238,7 @@ def main(argv=None):
 
         try:
             result = evaluate_folder(args.data, args.model, args.confusion, part=args.split, grey=args.greyscale,
-                                    styles=args.styles)
+                                    styles=args.styles, page_framing=args.page_framing)
         except (AnimerecError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

@@ -73,7 +73,7 @@ def confusion_png(matrix, classes, path, title=""):
     image.save(path)
 
 
-def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False, styles=False):
+def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False, styles=False, page_framing=False):
     """Run a model directory over folder-per-class crops; returns the metrics dict and writes
     the confusion matrix PNG (default: `confusion.png` beside the model directory). Each face is
     named as the page names it (`animerec.scoring.naming_scores`).
@@ -86,9 +86,14 @@ def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False
     "colourless_faces": the count and accuracy of the crops with almost no colour
     (`animerec.recognize.colourless`), the faces the page warns about. With `styles`, they also
     gain "styles": accuracy and macro accuracy with every crop redrawn in each of
-    `train.styles.STYLE_SHIFTS`, a proxy for art from other sources. "named_at_threshold" (for
-    the crops and for each style) is the share named right with a score at or above the card's
-    threshold: what the page shows a visitor, where accuracy ignores the threshold.
+    `train.styles.STYLE_SHIFTS`, a proxy for art from other sources, and "unseen_styles", the
+    same under `train.styles.UNSEEN_SHIFTS`, kinds of shift training never draws; each with its
+    means. "named_at_threshold" (for the crops and for each style) is the share named right
+    with a score at or above the card's threshold: what the page shows a visitor, where
+    accuracy ignores the threshold. With `page_framing`, they gain "page_framed": the same
+    figures with every crop cut the way the page cuts a face in a picture (`train.framing`), and
+    by source when `characters.csv` lies beside `data` (the two sources frame their crops
+    unlike each other and unlike the page).
     """
     from pathlib import Path
 
@@ -132,15 +137,20 @@ def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False
     result["colourless_faces"] = {"images": int(plain.sum()),
                                   "accuracy": round(float(named[plain].mean()), 4) if plain.any() else None}
     if styles:
-        from train.styles import STYLE_SHIFTS
+        from train.styles import STYLE_SHIFTS, UNSEEN_SHIFTS
 
-        result["styles"] = {}
-        for name, shift in STYLE_SHIFTS.items():
-            shifted_scores, shifted_cleared = scores_of(np.stack([shift(im) for im in faces.images]))
-            shifted = classification_metrics(shifted_scores, faces.labels, classes)
-            result["styles"][name] = {**{k: shifted[k] for k in ("accuracy", "macro_accuracy")},
-                                      "named_at_threshold": named_at_threshold(shifted_scores, shifted_cleared)}
-        result["styles"]["mean_accuracy"] = round(float(np.mean([v["accuracy"] for v in result["styles"].values()])), 4)
+        for key, shifts in (("styles", STYLE_SHIFTS), ("unseen_styles", UNSEEN_SHIFTS)):
+            result[key] = {}
+            for name, shift in shifts.items():
+                shifted_scores, shifted_cleared = scores_of(np.stack([shift(im) for im in faces.images]))
+                shifted = classification_metrics(shifted_scores, faces.labels, classes)
+                result[key][name] = {**{k: shifted[k] for k in ("accuracy", "macro_accuracy")},
+                                     "named_at_threshold": named_at_threshold(shifted_scores, shifted_cleared)}
+            for metric in ("accuracy", "named_at_threshold"):
+                result[key][f"mean_{metric}"] = round(float(np.mean([v[metric] for v in result[key].values()
+                                                                     if isinstance(v, dict)])), 4)
+    if page_framing:
+        result["page_framed"] = _page_framed_metrics(data, faces, classes, scores_of, named_at_threshold)
     result["model"] = recognizer.version
     if part:
         result["part"] = part
@@ -151,4 +161,31 @@ def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False
                   title=f"{recognizer.version} on {Path(data).name}" + (f", {part} split" if part else "")
                   + (", turned grey" if grey else ""))
     result["confusion_png"] = str(path)
+    return result
+
+
+def _page_framed_metrics(data, faces, classes, scores_of, named_at_threshold):
+    """`evaluate_folder`'s figures for `faces` cut the page's way, overall and by source."""
+    import csv
+    from pathlib import Path
+
+    from animerec.detect import load_detector
+    from train.framing import framed_or_own, page_framed
+
+    size = faces.images.shape[1]
+    images, found, read = page_framed([Path(data) / f for f in faces.files], size, load_detector())
+    scores, cleared = scores_of(framed_or_own(faces.images, images, read))
+    metrics = classification_metrics(scores, faces.labels, classes)
+    result = {"accuracy": metrics["accuracy"], "macro_accuracy": metrics["macro_accuracy"],
+              "named_at_threshold": named_at_threshold(scores, cleared), "faces_found": int(found.sum())}
+    table = Path(data).parent / "characters.csv"
+    if table.is_file():
+        with open(table, newline="") as f:
+            source = {row["slug"]: row["source"] for row in csv.DictReader(f)}
+        of_face = np.array([source.get(classes[label], "?") for label in faces.labels])
+        named = scores.argmax(axis=1) == faces.labels
+        result["by_source"] = {name: {"faces": int((of_face == name).sum()),
+                                      "accuracy": round(float(named[of_face == name].mean()), 4),
+                                      "named_at_threshold": round(float((named & cleared)[of_face == name].mean()), 4)}
+                               for name in sorted(set(of_face))}
     return result

@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from animerec.defaults import CROP_MARGIN
 from train.architectures import COSINE_SCALE, MOBILENET_WEIGHTS, make_model
 from train.batches import TrainingBatches
 from train.batchnorm import recalibrate_batch_norm
@@ -35,6 +36,7 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
         init=None, init_data=None, contrastive=0.0, non_faces=None, frozen_backbone=False, precision=None,
         strangers=None, style_fraction=0.0, degrade_fraction=DEGRADE_FRACTION, degrade_sizes=DEGRADE_SIZES,
         export="best", export_only=False, negative_weight=UNKNOWN_WEIGHT, hard_strangers=0.0, grey_fraction=0.0,
+        framing_fraction=0.0,
         log=print):
     """Train `arch` on the crops under `data` and write the model directory `out`.
 
@@ -90,7 +92,8 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
            "degrade_fraction": degrade_fraction, "degrade_sizes": list(degrade_sizes),
            "negative_weight": negative_weight, "hard_strangers": hard_strangers,
            # Only when set: a run interrupted before the option existed still resumes.
-           **({"grey_fraction": grey_fraction} if grey_fraction else {})}
+           **({"grey_fraction": grey_fraction} if grey_fraction else {}),
+           **({"framing_fraction": framing_fraction} if framing_fraction else {})}
     finished = claim_work_dir(work, run, log, finished_only=export_only)
     keras.utils.set_random_seed(seed)
 
@@ -121,6 +124,12 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
     if non_faces:
         non_face_images, non_face_scenes = training_non_faces(non_faces, image_size, seed)
         log(f"{len(non_face_images)} pictures with no face, from {len(non_face_scenes)} illustrations and synthetic")
+
+    framed = None
+    if framing_fraction:
+        framed = _page_framed_pools(data, faces.files, split["train"], x["train"], image_size, cache_dir, log,
+                                    (unknown, unknown_files, unknown_split, unknown_images) if unknown else None,
+                                    (strangers, stranger_files, stranger_split, stranger_images) if strangers else None)
 
     devices, scope, policy = setup_devices(precision)
     log(f"backend {keras.backend.backend()}, devices {devices}, policy {policy}")
@@ -158,7 +167,8 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
                               strangers=stranger_images[stranger_split["train"]] if strangers else None,
                               style_fraction=style_fraction, degrade_fraction=degrade_fraction,
                               degrade_sizes=degrade_sizes, negative_weight=negative_weight, stranger_odds=odds,
-                              grey_fraction=grey_fraction)
+                              grey_fraction=grey_fraction, framed=framed,
+                              framing_fraction=framing_fraction)
     clock = EpochClock(work / "epoch_seconds.json")
     best, last = work / "best.weights.h5", work / "last.weights.h5"
     checkpoint = keras.callbacks.ModelCheckpoint(best, monitor="val_macro_accuracy", mode="max",
@@ -247,7 +257,9 @@ def fit(data, out, arch="default", epochs=EPOCHS, image_size=IMAGE_SIZE, batch_s
             f"{degrade_fraction:.0%} of known faces shrunk to {_px(degrade_sizes)} and back"
             + (f"; {style_fraction:.0%} of every batch redrawn in another style (blur, sharpening, JPEG, "
                "line weight, posterised, grey)" if style_fraction else "")
-            + (f"; {grey_fraction:.0%} of every batch turned grey" if grey_fraction else ""),
+            + (f"; {grey_fraction:.0%} of every batch turned grey" if grey_fraction else "")
+            + (f"; {framing_fraction:.0%} of faces cut the page's way (the cascade's box widened by "
+               f"{CROP_MARGIN:.0%}, or the whole crop where it finds none)" if framing_fraction else ""),
             "initialised_from": str(init) if init else _pretrained(arch),
             **({"frozen": "every layer up to the pooled features kept as initialised"} if frozen_backbone else {}),
             **({"characters_from": sources} if sources else {}),
@@ -286,6 +298,31 @@ def stranger_odds(model, images, share):
     closeness = np.asarray(cosines, np.float64).max(axis=1) / HARD_TEMPERATURE
     hard = np.exp(closeness - closeness.max())
     return (1 - share) / len(images) + share * hard / hard.sum()
+
+
+def _page_framed_pools(data, files, train_idx, train_images, image_size, cache_dir, log, unknown, strangers):
+    """The training faces, and the training parts of `unknown` and `strangers` (each (folder,
+    files, split, images) or None), cut the page's way (`train.framing`): (known, unknown,
+    strangers) arrays for `TrainingBatches`, None for a pool not given."""
+    from animerec.detect import load_detector
+    from train.framing import framed_or_own, page_framed
+
+    detector = load_detector()
+
+    def framed(name, root, names, own):
+        images, found, read = page_framed([Path(root) / f for f in names], image_size, detector, cache_dir)
+        log(f"{name}: {read.sum()} of {len(read)} training faces also cut the page's way, "
+            f"{found.sum()} around the face the detector found, the rest around the whole crop")
+        return framed_or_own(own, images, read)
+
+    def framed_pool(name, pool):
+        if pool is None:
+            return None
+        root, names, split, images = pool
+        return framed(name, root, [names[i] for i in split["train"]], images[split["train"]])
+
+    return (framed("known faces", data, [files[i] for i in train_idx], train_images),
+            framed_pool("unknown", unknown), framed_pool("strangers", strangers))
 
 
 def _pretrained(arch):

@@ -7,7 +7,10 @@ sources' look. Each crop made to look drawn, scanned or saved another way, while
 styles. `restyle` draws one shift at random for training; `STYLE_SHIFTS` are fixed versions of
 the same shifts that `train evaluate --styles` judges the test split under, a proxy for art
 from other sources (one that shares the training shifts' kinds, so it measures robustness to
-them, not to every style).
+them, not to every style). `UNSEEN_SHIFTS` are shifts of other kinds, which neither `restyle`
+nor the model's augmentation draws (flat colour, tinted light, vivid and pale colour beyond
+the augmentation's saturation, grain, a stronger tilt, a looser crop): judged beside them,
+they say how far the robustness reaches past what training showed.
 """
 
 import cv2
@@ -64,6 +67,50 @@ STYLE_SHIFTS = {
     "thick_lines": lambda im: line_weight(im, 1),
     "posterise": lambda im: posterise(im, 4),
     "grey": grey,
+}
+
+
+def flat_colour(image):
+    """Shading flattened into patches of one colour, as in cel-shaded or vector art."""
+    return cv2.pyrMeanShiftFiltering(np.ascontiguousarray(image), 5, 28)
+
+
+def tinted(image, gains):
+    """Every channel scaled by its gain: the colour of the light, or of an old print."""
+    return (image.astype(np.float32) * np.asarray(gains, np.float32)).clip(0, 255).astype(np.uint8)
+
+
+def saturated(image, factor, lift=0.0):
+    """Saturation times `factor`, and `lift` of the way from each pixel's value to white."""
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 1] *= factor
+    hsv[..., 2] += (255 - hsv[..., 2]) * lift
+    return cv2.cvtColor(hsv.clip(0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB)
+
+
+def grain(image, sigma):
+    """Gaussian noise of `sigma` grey levels, the same pattern for every image of one size."""
+    noise = np.random.default_rng(0).normal(0.0, sigma, image.shape)
+    return (image + noise).clip(0, 255).astype(np.uint8)
+
+
+def turned(image, degrees, scale=1.0):
+    """Rotated by `degrees` and scaled by `scale` about the centre, the edges stretched out."""
+    size = image.shape[0]
+    matrix = cv2.getRotationMatrix2D((size / 2, size / 2), degrees, scale)
+    return cv2.warpAffine(np.ascontiguousarray(image), matrix, (size, size), borderMode=cv2.BORDER_REPLICATE)
+
+
+# Kinds of shift training never draws, or past its reach (the augmentation tilts by at most 14
+# degrees, zooms out by at most 15 % and scales saturation by 0.54 to 1.86): unseen by the networks.
+UNSEEN_SHIFTS = {
+    "flat_colour": flat_colour,
+    "warm_light": lambda im: tinted(im, (1.12, 1.0, 0.82)),
+    "vivid": lambda im: saturated(im, 2.5),
+    "pale": lambda im: saturated(im, 0.35, 0.35),
+    "grain": lambda im: grain(im, 14),
+    "tilted": lambda im: turned(im, 25),
+    "loose_crop": lambda im: turned(im, 0, 0.7),
 }
 
 
