@@ -163,6 +163,13 @@ def test_the_model_cohort_weight_is_the_one_that_keeps_most_known_faces_without_
     strict = model_cohort_weights(scorer, known, labels, both, 0.92, weights=(0.0, 0.1), most_lost=0.01)
     assert loose["tried"][1]["rejected"]["portraits"] == pytest.approx(0.97)
     assert (loose["chosen"], strict["chosen"]) == (0.1, 0.0), "3 points of portraits lost: refused at 1, allowed at 5"
+    # Weights within the tie of the most known faces kept count as tied, and the smallest wins.
+    kept = {t["weight"]: t["validation_kept"] for t in chosen["tried"]}
+    best = max(kept, key=kept.get)
+    assert best == 0.5 and chosen["chosen"] == 0.5, kept
+    for tie, expected in ((0.0, 0.5), (kept[0.5] - kept[1.0], 0.5), (kept[0.5] - kept[0.0], 0.0)):
+        assert model_cohort_weights(scorer, known, labels, strangers, 0.92, weights=(0.0, 0.5, 1.0),
+                                    most_lost=0.01, tie=tie)["chosen"] == expected, tie
 
 
 def test_calibration_splits_the_scenes_by_illustration(data, recognizer, detector, tmp_path):

@@ -94,6 +94,7 @@ def test_evaluate_page_framing_judges_the_faces_cut_the_pages_way_overall_and_by
         table.unlink()
     framed = result["page_framed"]
     assert 0.0 <= framed["named_at_threshold"] <= framed["accuracy"] <= 1.0
+    assert 0.0 <= framed["named_at_threshold_at_64_px"] <= 1.0
     assert 0 <= framed["faces_found"] <= result["images"]
     assert set(framed["by_source"]) == {"round ones", "square ones"}
     assert sum(v["faces"] for v in framed["by_source"].values()) == result["images"]

@@ -49,7 +49,7 @@ from animerec.scoring import COHORT_TOP, Scorer
 from measure.curves import auroc, fit_logistic, fit_monotone, roc_curve
 from train.dataset import (STRANGER_FRACTIONS, degrade, load_faces, load_unlabelled, read_split, read_unknown_split,
                            split_unlabelled)
-from train.defaults import DEGRADED_SIZE, MODEL_COHORT_MOST_LOST, MODEL_COHORT_WEIGHTS, THRESHOLD_TARGET
+from train.defaults import DEGRADED_SIZE, MODEL_COHORT_MOST_LOST, MODEL_COHORT_TIE, MODEL_COHORT_WEIGHTS, THRESHOLD_TARGET
 from train.export import card_markdown
 from train.fewshot import SHOTS, best_names, draw_episode, enrol, judge_fewshot, split_each_class, take
 from train.nonfaces import judge_non_faces
@@ -244,13 +244,14 @@ def score_words(cosine_head, cohort_weight=0.0):
 
 
 def model_cohort_weights(scorer, known, labels, strangers, target, weights=MODEL_COHORT_WEIGHTS,
-                         most_lost=MODEL_COHORT_MOST_LOST):
+                         most_lost=MODEL_COHORT_MOST_LOST, tie=MODEL_COHORT_TIE):
     """The share of a face's closeness to the cohort that the model's raw number loses
     (`Scorer.model_raw`), chosen on calibration faces: of the `weights` at which no kind of
     stranger's calibration faces (`strangers`: kind -> Outputs) fall below the threshold by
     more than `most_lost` more than with the plain cosine, the one that keeps the most
-    validation faces (`known`, `labels`) named right at or above the threshold; the smallest on
-    ties. The threshold here is the highest of the kinds' `target` quantiles of the raw number:
+    validation faces (`known`, `labels`) named right at or above the threshold, the smallest of
+    those within `tie` of the most (a few faces are noise, and a larger weight lets more
+    pictures that are no face through, which none of these kinds shows). The threshold here is the highest of the kinds' `target` quantiles of the raw number:
     `calibrate`'s own, before its curve and the slider's rounding. The plain cosine (weight 0)
     is always among those tried. Returns {"chosen": weight, "tried": [per weight: the weight,
     validation faces kept, each kind's share below the threshold]}."""
@@ -265,7 +266,8 @@ def model_cohort_weights(scorer, known, labels, strangers, target, weights=MODEL
                       "rejected": {kind: round(float((values < threshold).mean()), 4) for kind, values in raw.items()}})
     plain = tried[0]["rejected"]
     allowed = [t for t in tried if all(t["rejected"][k] >= plain[k] - most_lost - 1e-9 for k in plain)]
-    best = max(allowed, key=lambda t: (t["validation_kept"], -t["weight"]))
+    most = max(t["validation_kept"] for t in allowed)
+    best = min((t for t in allowed if t["validation_kept"] >= most - tie - 1e-9), key=lambda t: t["weight"])
     return {"chosen": best["weight"], "tried": tried}
 
 

@@ -30,3 +30,6 @@ THRESHOLD_TARGET = 0.92
 # more than this much of its calibration faces' rejection against the plain cosine.
 MODEL_COHORT_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0)
 MODEL_COHORT_MOST_LOST = 0.01
+# Weights whose validation faces kept are within this of the most count as tied (3 of 1,536
+# faces), and the smallest of them is chosen.
+MODEL_COHORT_TIE = 0.002

@@ -91,9 +91,10 @@ def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False
     means. "named_at_threshold" (for the crops and for each style) is the share named right
     with a score at or above the card's threshold: what the page shows a visitor, where
     accuracy ignores the threshold. With `page_framing`, they gain "page_framed": the same
-    figures with every crop cut the way the page cuts a face in a picture (`train.framing`), and
-    by source when `characters.csv` lies beside `data` (the two sources frame their crops
-    unlike each other and unlike the page).
+    figures with every crop cut the way the page cuts a face in a picture (`train.framing`), the
+    share named at the threshold once shrunk to calibration's size and back as well, and by
+    source when `characters.csv` lies beside `data` (the two sources frame their crops unlike
+    each other and unlike the page).
     """
     from pathlib import Path
 
@@ -170,14 +171,18 @@ def _page_framed_metrics(data, faces, classes, scores_of, named_at_threshold):
     from pathlib import Path
 
     from animerec.detect import load_detector
+    from train.dataset import degrade
+    from train.defaults import DEGRADED_SIZE
     from train.framing import framed_or_own, page_framed
 
     size = faces.images.shape[1]
     images, found, read = page_framed([Path(data) / f for f in faces.files], size, load_detector())
-    scores, cleared = scores_of(framed_or_own(faces.images, images, read))
+    framed = framed_or_own(faces.images, images, read)
+    scores, cleared = scores_of(framed)
     metrics = classification_metrics(scores, faces.labels, classes)
     result = {"accuracy": metrics["accuracy"], "macro_accuracy": metrics["macro_accuracy"],
-              "named_at_threshold": named_at_threshold(scores, cleared), "faces_found": int(found.sum())}
+              "named_at_threshold": named_at_threshold(scores, cleared), "faces_found": int(found.sum()),
+              f"named_at_threshold_at_{DEGRADED_SIZE}_px": named_at_threshold(*scores_of(degrade(framed, DEGRADED_SIZE)))}
     table = Path(data).parent / "characters.csv"
     if table.is_file():
         with open(table, newline="") as f:

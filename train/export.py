@@ -186,9 +186,9 @@ def _calibration_lines(c):
         + (", a fifth of `strangers/`" if "strangers" in t else "")
         + ")" + (_strictest_kind(c["threshold_by_kind"]) if "threshold_by_kind" in c else "")
         + "." + (f" Before its curve, the cosine to a character loses {c['model_cohort_weight']:g} times the face's "
-                 "closeness to the cohort of strangers below (its mean cosine to the nearest centres), the share "
-                 "that kept the most validation faces named without losing more than a point of any kind's "
-                 "rejection." if c.get("model_cohort_weight") else "")
+                 "closeness to the cohort of strangers below (its mean cosine to the nearest centres): of the shares "
+                 "that lose no more than a point of any kind's rejection, the smallest that keeps within 0.2 points "
+                 "of the most validation faces named." if c.get("model_cohort_weight") else "")
         + " On faces used for nothing else:",
         "",
         "| | value |",
