@@ -1,11 +1,12 @@
-"""Training faces cut the page's way (`train.framing`), and the batches that draw them."""
+"""Training faces cut the page's way (`train.framing`, `crop_faces(stretch_edges=True)`), and the batches
+that draw them."""
 
 import numpy as np
 from PIL import Image
 
 from animerec.crop import crop_faces
 from animerec.detect import Box
-from train.framing import framed_or_own, page_crop, page_framed
+from train.framing import framed_or_own, page_framed
 
 
 def gradient(height=100, width=120):
@@ -22,6 +23,10 @@ class FixedDetector:
 
     def detect(self, image):
         return list(self.boxes) if image.shape[1] in self.widths else []
+
+
+def page_crop(image, box, size):
+    return crop_faces(image, [box], size, stretch_edges=True)[0]
 
 
 def test_a_box_well_inside_the_picture_is_cut_exactly_as_the_page_cuts_it():

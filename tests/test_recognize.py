@@ -161,8 +161,8 @@ def test_black_and_white_or_one_tint_crops_are_colourless_and_a_coloured_patch_i
 
 def test_colourless_faces_are_few_and_the_model_names_far_fewer_of_them(test_split, recognizer):
     """What the page's sentence about colourless faces rests on, on the shipped model's test
-    split: such crops are a few percent, and it names them far worse (measured: 25 of 1,534,
-    52 % against 96.5 %); turned grey, every face is colourless."""
+    split: such crops are a few percent, and it names them far worse (`train evaluate`'s
+    "colourless_faces"); turned grey, every face is colourless."""
     from animerec.scoring import naming_scores
     from animerec.recognize import colourless
     from train.dataset import greyscale

@@ -251,8 +251,9 @@ def model_cohort_weights(scorer, known, labels, strangers, target, weights=MODEL
     more than `most_lost` more than with the plain cosine, the one that keeps the most
     validation faces (`known`, `labels`) named right at or above the threshold, the smallest of
     those within `tie` of the most (a few faces are noise, and a larger weight lets more
-    pictures that are no face through, which none of these kinds shows). The threshold here is the highest of the kinds' `target` quantiles of the raw number:
-    `calibrate`'s own, before its curve and the slider's rounding. The plain cosine (weight 0)
+    pictures that are no face through, which none of these kinds shows). The threshold here is
+    the highest of the kinds' `target` quantiles of the raw number: `calibrate`'s own, before
+    its curve and the slider's rounding. The plain cosine (weight 0)
     is always among those tried. Returns {"chosen": weight, "tried": [per weight: the weight,
     validation faces kept, each kind's share below the threshold]}."""
     tried = []

@@ -52,7 +52,6 @@ def main(argv=None):
     p.add_argument("--page-framing", type=float, default=0.0, metavar="FRACTION", help="share of faces (known, "
                    "unknown and strangers alike) cut the way the page cuts them, around the box the detector finds "
                    "in each crop, so a source's framing is no sign of who it is (default 0)")
-
     p.add_argument("--degrade", type=float, default=defaults.DEGRADE_FRACTION, metavar="FRACTION",
                    help="share of known faces shrunk and enlarged back, as a small face reaches the model "
                    f"(default {defaults.DEGRADE_FRACTION})")

@@ -3,10 +3,10 @@
 The page cuts each face as the cascade's box widened by `CROP_MARGIN` on every side. The two
 sources of the 30 characters frame their crops otherwise: a Danbooru crop is about the box
 itself, an AnimeFace crop about twice it. A network trained on the crops as they are learns the
-framing as a sign of the source, and so of the character: cut the page's way, the AnimeFace
-characters' test faces were named right 80 % of the time and cleared the threshold 20 % of the
-time (`docs/model.md`). `page_framed` cuts every crop the page's way, the part of the widened box
-outside the crop filled by stretching its edges, since the crop is all of the picture there is.
+framing as a sign of the source, and so of the character, and names the faces the page cuts
+far less often (`docs/model.md`). `page_framed` cuts every crop the page's way, the part of the
+widened box outside the crop filled by stretching its edges, since the crop is all of the
+picture there is (`animerec.crop.crop_faces` with `stretch_edges`).
 Where the cascade finds no face, the face fills the crop (the case the detector's retry is for),
 so the whole crop is taken for the box.
 """
@@ -16,26 +16,12 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from animerec.crop import resize_square
+from animerec.crop import crop_faces
 from animerec.decode import decode_image
 from animerec.defaults import CROP_MARGIN
 from animerec.errors import ImageError
-
-
-def page_crop(image, box, size, margin=CROP_MARGIN):
-    """`box` widened by `margin` on every side and cut from `image` as a true square, what lies
-    outside the image filled by its stretched edges; resized to `size`."""
-    x, y, w, h = box
-    dx, dy = round(w * margin), round(h * margin)
-    left, top, right, bottom = x - dx, y - dy, x + w + dx, y + h + dy
-    height, width = image.shape[:2]
-    pad = max(0, -left, -top, right - width, bottom - height)
-    if pad:
-        image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    return resize_square(image[top + pad:bottom + pad, left + pad:right + pad], size)
 
 
 def page_framed(paths, image_size, detector, cache_dir=None):
@@ -64,7 +50,7 @@ def page_framed(paths, image_size, detector, cache_dir=None):
         boxes = detector.detect(rgb)
         found[i], read[i] = bool(boxes), True
         box = max(boxes, key=lambda b: b.w * b.h) if boxes else (0, 0, rgb.shape[1], rgb.shape[0])
-        images[i] = page_crop(rgb, box, image_size)
+        images[i] = crop_faces(rgb, [box], image_size, stretch_edges=True)[0]
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(cache, images=images, found=found, read=read)
