@@ -41,7 +41,8 @@ def test_the_ensemble_averages_its_members_cosines_and_joins_their_embeddings(me
 
     test_files = json.loads((out / "split.json").read_text())["test"]
     crops = np.stack([np.asarray(Image.open(shapes / f).convert("RGB")) for f in test_files[:12]])
-    both = load_recognizer(out).run(crops)
+    # The graph's sums, on each crop alone (mirror averaging renormalises the joined embedding).
+    both = _pooled_run(out, crops)
     alone = [_pooled_run(m, crops) for m in members]
     # Within what rounding the kernels to float16 moves a cosine.
     np.testing.assert_allclose(both.cosines, (alone[0].cosines + 3 * alone[1].cosines) / 4, atol=3e-3)
@@ -52,7 +53,7 @@ def test_the_ensemble_averages_its_members_cosines_and_joins_their_embeddings(me
     assert both.probabilities.shape == (12, 3)
     by_numpy = load_recognizer(out, engine="numpy")
     assert by_numpy.engine == "numpy"
-    np.testing.assert_allclose(by_numpy.run(crops).cosines, both.cosines, atol=1e-5)
+    np.testing.assert_allclose(by_numpy.run(crops).cosines, load_recognizer(out).run(crops).cosines, atol=1e-5)
 
 
 def test_the_ensemble_stores_its_kernels_as_float16_and_its_figures_are_of_the_stored_weights(members, shapes,
@@ -86,12 +87,38 @@ def test_the_ensemble_stores_its_kernels_as_float16_and_its_figures_are_of_the_s
     assert classification_metrics(scores, faces.labels[test], slugs)["accuracy"] == card["metrics"]["test"]["accuracy"]
 
 
+def test_members_of_different_mirror_choices_combine_and_validation_chooses_the_ensembles(members, shapes,
+                                                                                          tmp_path):
+    from animerec.model import load_recognizer
+    from train.dataset import load_faces, read_split
+    from train.ensemble import ensemble
+    from train.evaluate import classification_metrics, naming_scores_of
+
+    mirrored = shutil.copytree(members[1], tmp_path / "mirrored")
+    card = json.loads((mirrored / "card.json").read_text())
+    card["flip_average"] = not load_recognizer(members[0]).flip_average
+    (mirrored / "card.json").write_text(json.dumps(card))
+    out = tmp_path / "mixed"
+    card = ensemble([members[0], mirrored], out, shapes, cache_dir=None, log=QUIET)
+
+    loaded = load_recognizer(out)
+    slugs = [c.slug for c in loaded.characters]
+    faces = load_faces(shapes, loaded.input_size, cache_dir=None, classes=slugs)
+    val = read_split(out / "split.json", faces.files)["val"]
+    macro = {flip: classification_metrics(naming_scores_of(loaded.model, faces.images[val], flip, "pooled"),
+                                          faces.labels[val], slugs)["macro_accuracy"] for flip in (False, True)}
+    assert loaded.flip_average == card["flip_average"]
+    assert macro[card["flip_average"]] == max(macro.values())
+    assert not card["flip_average"] or macro[True] > macro[False]  # a tie goes to no mirror, the cheaper
+
+
 def _pooled_run(model_dir, crops):
-    """The member's outputs with its pooled features as the embedding, as the ensemble reads them."""
+    """The model's outputs with its pooled features as the embedding, as the ensemble reads a
+    member's, and without mirror averaging."""
     from animerec.model import Recognizer, load_recognizer
 
     loaded = load_recognizer(model_dir)
-    return Recognizer(loaded.model, loaded.characters, {**loaded.card, "embedding_layer": "pooled"}, model_dir).run(crops)
+    return Recognizer(loaded.model, loaded.characters, {**loaded.card, "embedding_layer": "pooled", "flip_average": False}, model_dir).run(crops)
 
 
 def test_members_of_different_splits_or_an_ensemble_to_train_are_refused_in_one_line(members, shapes, tmp_path,

@@ -120,8 +120,6 @@ def ensemble(members, out, data, weights=None, cache_dir=".cache", log=print):
                          "`--split` from one model, or the ensemble would be judged on faces a member trained on.")
     if len({r.input_size for r in recognizers}) > 1:
         raise ValueError("The members take crops of different sizes: train them at one --image-size.")
-    if len({r.flip_average for r in recognizers}) > 1:
-        raise ValueError("Some members average each crop with its mirror image and some do not.")
     models = [r.model for r in recognizers]
     if any("prototypes" not in [layer.name for layer in model.layers] for model in models):
         raise ValueError("Every member needs a cosine head (the default or mobilenet network, not the seed).")
@@ -131,7 +129,11 @@ def ensemble(members, out, data, weights=None, cache_dir=".cache", log=print):
     slugs = [c.slug for c in recognizers[0].characters]
     faces = load_faces(data, recognizers[0].input_size, cache_dir=cache_dir, classes=slugs)
     split = read_split(members[0] / "split.json", faces.files)
-    flip = recognizers[0].flip_average
+    # Validation decides whether the whole averages each crop with its mirror image, as `fit`
+    # decides for one network: each member's own choice was made for it alone.
+    val_images, val_labels = faces.images[split["val"]], faces.labels[split["val"]]
+    flip = max((False, True), key=lambda f: classification_metrics(
+        naming_scores_of(model, val_images, f, EMBEDDING_LAYER), val_labels, slugs)["macro_accuracy"])
     scored = {part: naming_scores_of(model, faces.images[split[part]], flip, EMBEDDING_LAYER) for part in ("val", "test")}
     metrics = {part: classification_metrics(scores, faces.labels[split[part]], slugs) for part, scores in scored.items()}
     log(f"test: accuracy {metrics['test']['accuracy']:.4f}, macro accuracy {metrics['test']['macro_accuracy']:.4f}, "
