@@ -170,6 +170,15 @@ def test_the_model_cohort_weight_is_the_one_that_keeps_most_known_faces_without_
     for tie, expected in ((0.0, 0.5), (kept[0.5] - kept[1.0], 0.5), (kept[0.5] - kept[0.0], 0.0)):
         assert model_cohort_weights(scorer, known, labels, strangers, 0.92, weights=(0.0, 0.5, 1.0),
                                     most_lost=0.01, tie=tie)["chosen"] == expected, tie
+    # Pictures with no face, unlike every stranger (a negative closeness) and under the plain
+    # threshold: the cohort term lifts them over it, so guarding them keeps the plain cosine.
+    e = np.tile(np.float32([-0.5, -0.5, 0.0, np.sqrt(0.5)]), (100, 1))
+    c = np.stack([rng.uniform(0.2, 0.35, 100), np.zeros(100)], axis=1).astype(np.float32)
+    guarded = model_cohort_weights(scorer, known, labels, strangers, 0.92, guards={"non_faces": Outputs(c, e, c)},
+                                   weights=(0.0, 0.5, 1.0), most_lost=0.01)
+    assert [t["rejected"]["non_faces"] for t in guarded["tried"]] == [1.0, 0.0, 0.0]
+    assert guarded["chosen"] == 0.0
+    assert [t["validation_kept"] for t in guarded["tried"]] == [t["validation_kept"] for t in chosen["tried"]]
 
 
 def test_calibration_splits_the_scenes_by_illustration(data, recognizer, detector, tmp_path):

@@ -52,7 +52,7 @@ from train.dataset import (STRANGER_FRACTIONS, degrade, load_faces, load_unlabel
 from train.defaults import DEGRADED_SIZE, MODEL_COHORT_MOST_LOST, MODEL_COHORT_TIE, MODEL_COHORT_WEIGHTS, THRESHOLD_TARGET
 from train.export import card_markdown
 from train.fewshot import SHOTS, best_names, draw_episode, enrol, judge_fewshot, split_each_class, take
-from train.nonfaces import judge_non_faces
+from train.nonfaces import calibration_non_faces, judge_non_faces
 from train.scenes import detected_faces, judge_scene_faces, scene_halves
 
 ROC_FILE = "roc.png"
@@ -120,7 +120,14 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
         calibration_strangers["scene_faces"] = scene_faces["calibration"]
     if portraits:
         calibration_strangers["strangers"] = portraits["calibration"]
-    weights = model_cohort_weights(scorer, val_outputs, val_labels, calibration_strangers, target)
+    # Pictures with no face are unlike every stranger, so the cohort term lifts them: the weight
+    # is also held to keeping `target` of them Unknown.
+    guards = {}
+    if scenes:
+        non_faces = calibration_non_faces(scenes, scene_parts["calibration"], size, np.random.default_rng(seed + 3))
+        guards["non_faces"] = Outputs(*(None if part[0] is None else np.concatenate(part) for part in zip(
+            *[recognizer.run(non_faces[i:i + 256]) for i in range(0, len(non_faces), 256)])))
+    weights = model_cohort_weights(scorer, val_outputs, val_labels, calibration_strangers, target, guards=guards)
     scorer = scorer._replace(model_cohort_weight=weights["chosen"])
 
     def raw_scores(outputs):  # each face's raw number for its closest model character
@@ -243,30 +250,35 @@ def score_words(cosine_head, cohort_weight=0.0):
             "mean embedding of an enrolled character")
 
 
-def model_cohort_weights(scorer, known, labels, strangers, target, weights=MODEL_COHORT_WEIGHTS,
+def model_cohort_weights(scorer, known, labels, strangers, target, guards=None, weights=MODEL_COHORT_WEIGHTS,
                          most_lost=MODEL_COHORT_MOST_LOST, tie=MODEL_COHORT_TIE):
     """The share of a face's closeness to the cohort that the model's raw number loses
     (`Scorer.model_raw`), chosen on calibration faces: of the `weights` at which no kind of
-    stranger's calibration faces (`strangers`: kind -> Outputs) fall below the threshold by
-    more than `most_lost` more than with the plain cosine, the one that keeps the most
+    stranger's calibration faces (`strangers`: kind -> Outputs) falls below the threshold by
+    more than `most_lost` more than with the plain cosine, and each kind of `guards` (kind ->
+    Outputs: pictures that must stay Unknown but set no threshold, such as pictures with no
+    face, which the cohort term lifts for being unlike every stranger) keeps `target` of its
+    pictures below it (or the plain cosine's share, if less), the one that keeps the most
     validation faces (`known`, `labels`) named right at or above the threshold, the smallest of
-    those within `tie` of the most (a few faces are noise, and a larger weight lets more
-    pictures that are no face through, which none of these kinds shows). The threshold here is
-    the highest of the kinds' `target` quantiles of the raw number: `calibrate`'s own, before
-    its curve and the slider's rounding. The plain cosine (weight 0)
-    is always among those tried. Returns {"chosen": weight, "tried": [per weight: the weight,
-    validation faces kept, each kind's share below the threshold]}."""
+    those within `tie` of the most (a few faces are noise). The threshold here is the highest
+    of the stranger kinds' `target` quantiles of the raw number: `calibrate`'s own, before its
+    curve and the slider's rounding. The plain cosine (weight 0) is always among those tried.
+    Returns {"chosen": weight, "tried": [per weight: the weight, validation faces kept, each
+    kind's share below the threshold]}."""
     tried = []
     for weight in sorted({0.0, *map(float, weights)}):
         rule = scorer._replace(model_cohort_weight=float(weight))
         raw = {kind: rule.model_raw(outputs).max(axis=1) for kind, outputs in strangers.items()}
         threshold = max(np.quantile(values, target) for values in raw.values())
+        raw.update({kind: rule.model_raw(outputs).max(axis=1) for kind, outputs in (guards or {}).items()})
         known_raw = rule.model_raw(known)
         kept = float(((known_raw.argmax(axis=1) == labels) & (known_raw.max(axis=1) >= threshold)).mean())
         tried.append({"weight": float(weight), "validation_kept": round(kept, 4),
                       "rejected": {kind: round(float((values < threshold).mean()), 4) for kind, values in raw.items()}})
     plain = tried[0]["rejected"]
-    allowed = [t for t in tried if all(t["rejected"][k] >= plain[k] - most_lost - 1e-9 for k in plain)]
+    floor = {kind: plain[kind] - most_lost for kind in strangers}
+    floor.update({kind: min(target, plain[kind]) for kind in (guards or {})})
+    allowed = [t for t in tried if all(t["rejected"][k] >= floor[k] - 1e-9 for k in floor)]
     most = max(t["validation_kept"] for t in allowed)
     best = min((t for t in allowed if t["validation_kept"] >= most - tie - 1e-9), key=lambda t: t["weight"])
     return {"chosen": best["weight"], "tried": tried}

@@ -57,6 +57,16 @@ def synthetic_non_faces(count, size, rng):
     return images
 
 
+def calibration_non_faces(scenes, paths, size, rng, synthetic=400):
+    """Pictures with no face for `train calibrate` to choose its rule on: squares of the
+    calibration half of `scenes` (`paths`; other squares of it than training drew, mostly) and
+    fresh synthetic pictures, without those that have no line in them (the page scores those 0
+    whatever the rule: `animerec.recognize.featureless`). Returns (N, size, size, 3) uint8."""
+    images = np.concatenate([scene_backgrounds(paths, Path(scenes) / "boxes.csv", size, rng),
+                             synthetic_non_faces(synthetic, size, rng)])
+    return images[~featureless(images)]
+
+
 def scene_backgrounds(paths, boxes_csv, size, rng, per_scene=BACKGROUNDS_PER_SCENE):
     """Up to `per_scene` random squares from each illustration in `paths`, none of them within
     `FACE_CLEARANCE` of a face marked in `boxes_csv` (`scenes/boxes.csv`), resized to `size`.
