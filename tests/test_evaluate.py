@@ -111,3 +111,25 @@ def test_evaluate_and_fit_say_in_one_line_when_the_data_folder_is_missing(traine
         assert main([*command, "--data", str(tmp_path / "nowhere")]) == 1
         err = capsys.readouterr().err.strip()
         assert err == f"error: {tmp_path / 'nowhere'} is not a folder: give the folder of crops, one sub-folder per character."
+
+
+def test_the_trade_table_gives_each_kinds_share_at_every_threshold():
+    from train.trade import trade_table
+
+    right = np.array([True, True, True, False])
+    table = trade_table({"faces": (right, np.array([0.15, 0.55, 0.95, 0.99]))},
+                        {"portraits": np.array([0.05, 0.25, 0.65]), "scene_faces": np.zeros(0)},
+                        thresholds=(0.1, 0.5, 0.9))
+    assert table == [{"threshold": 0.1, "faces_named": 0.75, "portraits_unknown": round(1 / 3, 4), "scene_faces_unknown": None},
+                     {"threshold": 0.5, "faces_named": 0.5, "portraits_unknown": round(2 / 3, 4), "scene_faces_unknown": None},
+                     {"threshold": 0.9, "faces_named": 0.25, "portraits_unknown": 1.0, "scene_faces_unknown": None}]
+
+
+def test_the_trade_table_needs_a_model_that_kept_strangers_aside(trained, shapes, tmp_path):
+    from train.evaluate import evaluate_folder
+
+    out, _ = trained
+    (tmp_path / "strangers").mkdir()
+    Image.new("RGB", (40, 40), "white").save(tmp_path / "strangers" / "1.jpg")
+    with pytest.raises(FileNotFoundError, match="names no strangers: the model did not train with --strangers"):
+        evaluate_folder(shapes, out, tmp_path / "c.png", strangers=tmp_path / "strangers")

@@ -153,3 +153,23 @@ def test_a_card_whose_calibration_is_of_another_shape_is_a_sentence(tmp_path):
     (copy / CARD_FILE).write_text(json.dumps(card), encoding="utf-8")
     with pytest.raises(ModelError, match="not of the expected shape"):
         load_recognizer(copy, engine="numpy")
+
+
+def test_the_trade_table_of_the_shipped_model_brackets_the_cards_rates(recognizer, data, tmp_path):
+    """`train evaluate --split test --strangers --scenes`: along the thresholds, fewer faces
+    named and more strangers refused, and the card's rates at its own threshold fall between
+    the rows on either side of it."""
+    from train.evaluate import evaluate_folder
+
+    table = evaluate_folder(data / "faces", recognizer.path, tmp_path / "c.png", part="test",
+                            strangers=data / "strangers", scenes=data / "scenes")["trade"]
+    for kind in ("faces_named", "portraits_unknown", "scene_faces_unknown"):
+        column = [row[kind] for row in table]
+        assert column == sorted(column, reverse=kind.endswith("named")), kind
+    threshold, card = recognizer.card["threshold"], recognizer.card["calibration"]
+    below = max((row for row in table if row["threshold"] <= threshold), key=lambda row: row["threshold"])
+    above = min((row for row in table if row["threshold"] > threshold), key=lambda row: row["threshold"])
+    for kind, rate in (("faces_named", card["test"]["known_keep_correct_name_at_full_size"]),
+                       ("portraits_unknown", card["test"]["strangers_labelled_unknown"]),
+                       ("scene_faces_unknown", card["scenes"]["labelled_unknown"])):
+        assert min(below[kind], above[kind]) <= rate <= max(below[kind], above[kind]), (kind, rate, below, above)

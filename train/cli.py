@@ -93,6 +93,11 @@ def main(argv=None):
                    "tilted, loose crop)")
     p.add_argument("--page-framing", action="store_true", help="also judge every face cut the way the page cuts a "
                    "face in a picture (the detector's box widened by the page's margin), by source")
+    p.add_argument("--strangers", type=Path, help="strangers/ folder: with --scenes or alone, also give the trade "
+                   "table, at thresholds 0.1 to 0.9, of faces named right against the held-out strangers (the test "
+                   "part of this folder, by the model's split.json) called Unknown")
+    p.add_argument("--scenes", type=Path, help="scenes/ folder: the faces the page's detector finds in its judging "
+                   "half join the trade table")
 
     p = commands.add_parser("calibrate", help="fit the unknown rule and the gallery's score, judge them, write the card")
     p.add_argument("--model", type=Path, required=True, help="model directory written by fit (with its split.json)")
@@ -237,7 +242,8 @@ def main(argv=None):
 
         try:
             result = evaluate_folder(args.data, args.model, args.confusion, part=args.split, grey=args.greyscale,
-                                    styles=args.styles, page_framing=args.page_framing)
+                                    styles=args.styles, page_framing=args.page_framing, strangers=args.strangers,
+                                    scenes=args.scenes)
         except (AnimerecError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

@@ -73,7 +73,8 @@ def confusion_png(matrix, classes, path, title=""):
     image.save(path)
 
 
-def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False, styles=False, page_framing=False):
+def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False, styles=False, page_framing=False,
+                    strangers=None, scenes=None):
     """Run a model directory over folder-per-class crops; returns the metrics dict and writes
     the confusion matrix PNG (default: `confusion.png` beside the model directory). Each face is
     named as the page names it (`animerec.scoring.naming_scores`).
@@ -94,7 +95,10 @@ def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False
     figures with every crop cut the way the page cuts a face in a picture (`train.framing`), the
     share named at the threshold once shrunk to calibration's size and back as well, and by
     source when `characters.csv` lies beside `data` (the two sources frame their crops unlike
-    each other and unlike the page).
+    each other and unlike the page). Given `strangers/` or `scenes/`, they gain "trade": at each
+    of `train.trade.TRADE_THRESHOLDS`, the share of these faces (and of those cut the page's
+    way) named right at or above it and of the held-out strangers below it, to compare models
+    along the whole curve rather than at their own thresholds.
     """
     from pathlib import Path
 
@@ -120,19 +124,20 @@ def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False
     threshold = float(recognizer.card.get("threshold", 0.5))
 
     def scores_of(images):
-        """Each face's naming scores, padded, and whether its best score clears the threshold."""
+        """Each face's naming scores, padded, and its best score (the page's)."""
         outputs = [recognizer.run(images[i : i + 256]) for i in range(0, len(images), 256)]
         scores = np.concatenate([naming_scores(o) for o in outputs] or [np.zeros((0, len(known)), np.float32)])
-        cleared = np.concatenate([recognizer.scorer.best(o) >= threshold for o in outputs] or [np.zeros(0, bool)])
+        best = np.concatenate([recognizer.scorer.best(o) for o in outputs] or [np.zeros(0)])
         # Folders the model does not know get a column no face can win.
-        return np.pad(scores, ((0, 0), (0, len(classes) - len(known))), constant_values=-np.inf), cleared
+        return np.pad(scores, ((0, 0), (0, len(classes) - len(known))), constant_values=-np.inf), best
 
-    def named_at_threshold(padded, cleared):
-        return round(float(np.mean((padded.argmax(axis=1) == faces.labels) & cleared)), 4) if len(cleared) else None
+    def named_at_threshold(padded, best):
+        return round(float(np.mean((padded.argmax(axis=1) == faces.labels) & (best >= threshold))), 4) \
+            if len(best) else None
 
-    padded, cleared = scores_of(faces.images)
+    padded, best = scores_of(faces.images)
     result = classification_metrics(padded, faces.labels, classes)
-    result["named_at_threshold"] = named_at_threshold(padded, cleared)
+    result["named_at_threshold"] = named_at_threshold(padded, best)
     plain = colourless(faces.images)
     named = padded.argmax(axis=1) == faces.labels
     result["colourless_faces"] = {"images": int(plain.sum()),
@@ -143,15 +148,21 @@ def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False
         for key, shifts in (("styles", STYLE_SHIFTS), ("unseen_styles", UNSEEN_SHIFTS)):
             result[key] = {}
             for name, shift in shifts.items():
-                shifted_scores, shifted_cleared = scores_of(np.stack([shift(im) for im in faces.images]))
+                shifted_scores, shifted_best = scores_of(np.stack([shift(im) for im in faces.images]))
                 shifted = classification_metrics(shifted_scores, faces.labels, classes)
                 result[key][name] = {**{k: shifted[k] for k in ("accuracy", "macro_accuracy")},
-                                     "named_at_threshold": named_at_threshold(shifted_scores, shifted_cleared)}
+                                     "named_at_threshold": named_at_threshold(shifted_scores, shifted_best)}
             for metric in ("accuracy", "named_at_threshold"):
                 result[key][f"mean_{metric}"] = round(float(np.mean([v[metric] for v in result[key].values()
                                                                      if isinstance(v, dict)])), 4)
+    named = {"faces": (padded.argmax(axis=1) == faces.labels, best)}
     if page_framing:
-        result["page_framed"] = _page_framed_metrics(data, faces, classes, scores_of, named_at_threshold)
+        result["page_framed"], named["page_framed"] = _page_framed_metrics(data, faces, classes, scores_of,
+                                                                           named_at_threshold, threshold)
+    if strangers or scenes:
+        from train.trade import stranger_scores, trade_table
+
+        result["trade"] = trade_table(named, stranger_scores(recognizer, split_file, strangers, scenes))
     result["model"] = recognizer.version
     if part:
         result["part"] = part
@@ -165,8 +176,9 @@ def evaluate_folder(data, model_path, confusion_path=None, part=None, grey=False
     return result
 
 
-def _page_framed_metrics(data, faces, classes, scores_of, named_at_threshold):
-    """`evaluate_folder`'s figures for `faces` cut the page's way, overall and by source."""
+def _page_framed_metrics(data, faces, classes, scores_of, named_at_threshold, threshold):
+    """`evaluate_folder`'s figures for `faces` cut the page's way, overall and by source, and
+    each face's (named right, best score)."""
     import csv
     from pathlib import Path
 
@@ -178,19 +190,20 @@ def _page_framed_metrics(data, faces, classes, scores_of, named_at_threshold):
     size = faces.images.shape[1]
     images, found, read = page_framed([Path(data) / f for f in faces.files], size, load_detector())
     framed = framed_or_own(faces.images, images, read)
-    scores, cleared = scores_of(framed)
+    scores, best = scores_of(framed)
     metrics = classification_metrics(scores, faces.labels, classes)
     result = {"accuracy": metrics["accuracy"], "macro_accuracy": metrics["macro_accuracy"],
-              "named_at_threshold": named_at_threshold(scores, cleared), "faces_found": int(found.sum()),
+              "named_at_threshold": named_at_threshold(scores, best), "faces_found": int(found.sum()),
               f"named_at_threshold_at_{DEGRADED_SIZE}_px": named_at_threshold(*scores_of(degrade(framed, DEGRADED_SIZE)))}
+    named = scores.argmax(axis=1) == faces.labels
     table = Path(data).parent / "characters.csv"
     if table.is_file():
         with open(table, newline="") as f:
             source = {row["slug"]: row["source"] for row in csv.DictReader(f)}
         of_face = np.array([source.get(classes[label], "?") for label in faces.labels])
-        named = scores.argmax(axis=1) == faces.labels
+        cleared = best >= threshold
         result["by_source"] = {name: {"faces": int((of_face == name).sum()),
                                       "accuracy": round(float(named[of_face == name].mean()), 4),
                                       "named_at_threshold": round(float((named & cleared)[of_face == name].mean()), 4)}
                                for name in sorted(set(of_face))}
-    return result
+    return result, (named, best)
