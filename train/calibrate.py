@@ -11,7 +11,8 @@ For a model directory trained by `fit` (its `split.json` says which faces it nev
   `target` of the few-shot characters' calibration faces (characters from elsewhere) and, given
   `scenes/`, `target` of the faces the page's detector finds in half of its illustrations (faces
   of characters in no training set, as the page sees them, and the detector's false hits) and,
-  given `strangers/`, `target` of its calibration fifth (one official portrait per character);
+  given `strangers/`, `portrait_target` of its calibration fifth (one official portrait per
+  character: the share the page promises for them);
 - the gallery's cosine is normalised against a cohort of strangers (`Scorer.gallery_raw`): the
   centres of the embeddings of the unknown faces the network trained on and of the faces found
   in the calibration half of `scenes/` (and the calibration fifth of `strangers/`), found by
@@ -20,7 +21,8 @@ For a model directory trained by `fit` (its `split.json` says which faces it nev
   characters (`gallery_thresholds`), rejecting `target` of the unknown faces and of the
   calibration scenes' faces (and portraits), from their cosines to each character enrolled in
   few-shot episodes drawn from a quarter of each `fewshot/` character (the rest is kept for
-  judging; one character has only 7 faces), and a curve whose slope is fitted on those episodes
+  judging; one character has only 7 faces; of each group of near-duplicates only one face is
+  kept, `distinct_faces`), and a curve whose slope is fitted on those episodes
   (against the same unknown and known faces) placed so that each threshold lands on the
   model's: one slider serves both sources;
 - everything is then judged on faces used for nothing above: the test split, the test parts of
@@ -49,9 +51,11 @@ from animerec.scoring import COHORT_TOP, Scorer
 from measure.curves import auroc, fit_logistic, fit_monotone, roc_curve
 from train.dataset import (STRANGER_FRACTIONS, degrade, load_faces, load_unlabelled, read_split, read_unknown_split,
                            split_unlabelled)
-from train.defaults import DEGRADED_SIZE, MODEL_COHORT_MOST_LOST, MODEL_COHORT_TIE, MODEL_COHORT_WEIGHTS, THRESHOLD_TARGET
+from train.defaults import (DEGRADED_SIZE, MODEL_COHORT_MOST_LOST, MODEL_COHORT_TIE, MODEL_COHORT_WEIGHTS,
+                            PORTRAIT_TARGET, THRESHOLD_TARGET)
 from train.export import card_markdown
-from train.fewshot import SHOTS, best_names, draw_episode, enrol, judge_fewshot, split_each_class, take
+from train.fewshot import (SHOTS, best_names, distinct_faces, draw_episode, enrol, judge_fewshot, split_each_class,
+                           take)
 from train.nonfaces import calibration_non_faces, judge_non_faces
 from train.scenes import detected_faces, judge_scene_faces, scene_halves
 
@@ -61,7 +65,7 @@ GALLERY_SIZES = (1, 2, 4, 8, 16, 32)  # numbers of enrolled characters the galle
 
 
 def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_TARGET, draws=100, seed=0,
-              embedding_layer=None, cache_dir=".cache", strangers=None, log=print):
+              embedding_layer=None, cache_dir=".cache", strangers=None, portrait_target=PORTRAIT_TARGET, log=print):
     """Fit the model's and the gallery's score curves and the default threshold, judge them,
     and write them into the model directory's card. `embedding_layer` (written into the card)
     chooses the layer whose output is the gallery's face embedding. Returns the card's
@@ -80,7 +84,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
     split = read_split(model_path / "split.json", faces.files)
     unknown_images, unknown_files = load_unlabelled(unknown, size, cache_dir=cache_dir)
     unknown_split = read_unknown_split(model_path / "split.json", unknown_files) or split_unlabelled(unknown_images, seed=seed)
-    few = load_faces(fewshot, size, cache_dir=cache_dir)
+    few, few_duplicates = distinct_faces(load_faces(fewshot, size, cache_dir=cache_dir))
 
     def run(images):
         parts = [recognizer.run(degrade(images[i:i + 256], DEGRADED_SIZE)) for i in range(0, len(images), 256)]
@@ -107,7 +111,8 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
     scorer = recognizer.scorer._replace(model_curve=None, gallery_curve=None, cohort=cohort, top=COHORT_TOP)
     log(f"known faces: validation {len(split['val'])}, test {len(split['test'])}; unknown faces: "
         f"calibration {len(unknown_split['calibration'])}, test {len(unknown_split['test'])}; "
-        f"few-shot faces {len(few.labels)} of {len(few.classes)} characters; all at {DEGRADED_SIZE} px")
+        f"few-shot faces {len(few.labels)} of {len(few.classes)} characters (near-duplicates dropped: {few_duplicates}); "
+        f"all at {DEGRADED_SIZE} px")
 
     # The model's curve and the threshold. Faces of the few-shot characters' calibration quarter
     # are negatives too: drawn unlike `unknown/`, they keep the curve honest about characters
@@ -120,6 +125,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
         calibration_strangers["scene_faces"] = scene_faces["calibration"]
     if portraits:
         calibration_strangers["strangers"] = portraits["calibration"]
+    targets = {kind: max(target, portrait_target) if kind == "strangers" else target for kind in calibration_strangers}
     # Pictures with no face are unlike every stranger, so the cohort term lifts them: the weight
     # is also held to keeping `target` of them Unknown.
     guards = {}
@@ -127,7 +133,8 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
         non_faces = calibration_non_faces(scenes, scene_parts["calibration"], size, np.random.default_rng(seed + 3))
         guards["non_faces"] = Outputs(*(None if part[0] is None else np.concatenate(part) for part in zip(
             *[recognizer.run(non_faces[i:i + 256]) for i in range(0, len(non_faces), 256)])))
-    weights = model_cohort_weights(scorer, val_outputs, val_labels, calibration_strangers, target, guards=guards)
+    weights = model_cohort_weights(scorer, val_outputs, val_labels, calibration_strangers, targets, guards=guards,
+                                   guard_target=target)
     scorer = scorer._replace(model_cohort_weight=weights["chosen"])
 
     def raw_scores(outputs):  # each face's raw number for its closest model character
@@ -138,12 +145,12 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
     right = scorer.model_raw(val_outputs).argmax(axis=1) == val_labels
     negatives = np.concatenate(list(raw_strangers.values()))
     model_curve = fit_monotone(np.r_[raw_known, negatives], np.r_[right, np.zeros(len(negatives), bool)])
-    # The threshold rejects `target` of each kind of stranger: `unknown/`, the few-shot
-    # characters before they are enrolled, the faces found in the calibration scenes and the
-    # official portraits. The card keeps each kind's own, so it shows which kind sets it.
+    # The threshold rejects its target of each kind of stranger (`targets`): `unknown/`, the
+    # few-shot characters before they are enrolled, the faces found in the calibration scenes and
+    # the official portraits. The card keeps each kind's own, so it shows which kind sets it.
     # Rounded up to the page slider's steps (0.01), so the page, the command line and the card
-    # show and use one value, and it still rejects at least `target`.
-    by_kind = {kind: float(model_curve(np.quantile(raw, target))) for kind, raw in raw_strangers.items()}
+    # show and use one value, and it still rejects at least the target.
+    by_kind = {kind: float(model_curve(np.quantile(raw, targets[kind]))) for kind, raw in raw_strangers.items()}
     threshold = float(np.ceil(round(max(by_kind.values()) * 100, 6)) / 100)
 
     scorer = scorer._replace(model_curve=model_curve)  # the new curve, whatever the card said before
@@ -200,6 +207,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
         "score": score_words(val_outputs.cosines is not None, weights["chosen"]),
         "threshold": threshold,
         "target_unknown_rejection": target,
+        "target_by_kind": targets,
         "threshold_by_kind": {kind: round(value, 4) for kind, value in by_kind.items()},
         "model_cohort_weight": weights["chosen"],
         "model_cohort_weights_tried": weights["tried"],
@@ -226,6 +234,7 @@ def calibrate(model_path, data, unknown, fewshot, scenes=None, target=THRESHOLD_
     result["fewshot"] = judge_fewshot(scorer, characters, newcomers, few, halves[1], unknown_faces["test"],
                                       (test_outputs, test_labels), threshold, draws, rng,
                                       scene_faces["test"] if scene_faces else None)
+    result["fewshot"]["near_duplicates_dropped"] = few_duplicates
     if scene_faces:
         result["scenes"] = judge_scene_faces(scene_faces, scorer, characters, threshold, newcomers, few)
         result["non_faces"] = judge_non_faces(recognizer, scorer, threshold, scenes, scene_parts["test"],
@@ -251,25 +260,28 @@ def score_words(cosine_head, cohort_weight=0.0):
 
 
 def model_cohort_weights(scorer, known, labels, strangers, target, guards=None, weights=MODEL_COHORT_WEIGHTS,
-                         most_lost=MODEL_COHORT_MOST_LOST, tie=MODEL_COHORT_TIE):
+                         most_lost=MODEL_COHORT_MOST_LOST, tie=MODEL_COHORT_TIE, guard_target=None):
     """The share of a face's closeness to the cohort that the model's raw number loses
     (`Scorer.model_raw`), chosen on calibration faces: of the `weights` at which no kind of
     stranger's calibration faces (`strangers`: kind -> Outputs) falls below the threshold by
     more than `most_lost` more than with the plain cosine, and each kind of `guards` (kind ->
     Outputs: pictures that must stay Unknown but set no threshold, such as pictures with no
-    face, which the cohort term lifts for being unlike every stranger) keeps `target` of its
-    pictures below it (or the plain cosine's share, if less), the one that keeps the most
+    face, which the cohort term lifts for being unlike every stranger) keeps `guard_target` (by
+    default the least target) of its pictures below it (or the plain cosine's share, if less),
+    the one that keeps the most
     validation faces (`known`, `labels`) named right at or above the threshold, the smallest of
     those within `tie` of the most (a few faces are noise). The threshold here is the highest
-    of the stranger kinds' `target` quantiles of the raw number: `calibrate`'s own, before its
-    curve and the slider's rounding. The plain cosine (weight 0) is always among those tried.
+    of the stranger kinds' target quantiles of the raw number (`target`: one share, or kind ->
+    share): `calibrate`'s own, before its curve and the slider's rounding. The plain cosine (weight 0) is always among those tried.
     Returns {"chosen": weight, "tried": [per weight: the weight, validation faces kept, each
     kind's share below the threshold]}."""
+    targets = target if isinstance(target, dict) else {kind: target for kind in strangers}
+    guard_target = min(targets.values()) if guard_target is None else guard_target
     tried = []
     for weight in sorted({0.0, *map(float, weights)}):
         rule = scorer._replace(model_cohort_weight=float(weight))
         raw = {kind: rule.model_raw(outputs).max(axis=1) for kind, outputs in strangers.items()}
-        threshold = max(np.quantile(values, target) for values in raw.values())
+        threshold = max(np.quantile(values, targets[kind]) for kind, values in raw.items())
         raw.update({kind: rule.model_raw(outputs).max(axis=1) for kind, outputs in (guards or {}).items()})
         known_raw = rule.model_raw(known)
         kept = float(((known_raw.argmax(axis=1) == labels) & (known_raw.max(axis=1) >= threshold)).mean())
@@ -277,7 +289,7 @@ def model_cohort_weights(scorer, known, labels, strangers, target, guards=None, 
                       "rejected": {kind: round(float((values < threshold).mean()), 4) for kind, values in raw.items()}})
     plain = tried[0]["rejected"]
     floor = {kind: plain[kind] - most_lost for kind in strangers}
-    floor.update({kind: min(target, plain[kind]) for kind in (guards or {})})
+    floor.update({kind: min(guard_target, plain[kind]) for kind in (guards or {})})
     allowed = [t for t in tried if all(t["rejected"][k] >= floor[k] - 1e-9 for k in floor)]
     most = max(t["validation_kept"] for t in allowed)
     best = min((t for t in allowed if t["validation_kept"] >= most - tie - 1e-9), key=lambda t: t["weight"])

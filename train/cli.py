@@ -109,6 +109,9 @@ def main(argv=None):
                    "train on calibrate the threshold and the cohort, and judge")
     p.add_argument("--target", type=float, default=defaults.THRESHOLD_TARGET,
                    help="share of each kind of calibration stranger to reject")
+    p.add_argument("--portrait-target", type=float, default=defaults.PORTRAIT_TARGET,
+                   help="share of the calibration fifth of strangers/ (official portraits) to reject, "
+                   "if more than --target (default %(default)s)")
     p.add_argument("--draws", type=int, default=100, help="random few-shot episodes per k")
     p.add_argument("--embedding-layer", help="layer whose output is the gallery's face embedding (default: embedding)")
     p.add_argument("--cache", type=Path, default=Path(".cache"))
@@ -204,7 +207,7 @@ def main(argv=None):
         try:
             calibrate(args.model, args.data, args.unknown, args.fewshot, args.scenes, target=args.target,
                       draws=args.draws, embedding_layer=args.embedding_layer, cache_dir=args.cache,
-                      strangers=args.strangers)
+                      strangers=args.strangers, portrait_target=args.portrait_target)
         except (AnimerecError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

@@ -170,6 +170,12 @@ def _strictest_kind(by_kind):
             + ", ".join(f"{STRANGER_KINDS.get(kind, kind)} {value:.2f}" for kind, value in by_kind.items()) + ")")
 
 
+def _portraits_target(c):
+    """The portraits' own target, where it is above the other kinds'."""
+    own = c.get("target_by_kind", {}).get("strangers")
+    return f", {own:.0%} of the portraits" if own and own > c["target_unknown_rejection"] else ""
+
+
 def _calibration_lines(c):
     """The unknown rule and the gallery, from `train calibrate`'s result."""
     if not c:
@@ -184,7 +190,7 @@ def _calibration_lines(c):
         "enrolment" + (f", and the {c['scenes']['calibration_faces']} faces the detector finds in half of "
                        "`scenes/`" if "calibration_faces" in c.get("scenes", {}) else "")
         + (", a fifth of `strangers/`" if "strangers" in t else "")
-        + ")" + (_strictest_kind(c["threshold_by_kind"]) if "threshold_by_kind" in c else "")
+        + ")" + _portraits_target(c) + (_strictest_kind(c["threshold_by_kind"]) if "threshold_by_kind" in c else "")
         + "." + (f" Before its curve, the cosine to a character loses {c['model_cohort_weight']:g} times the face's "
                  "closeness to the cohort of strangers below (its mean cosine to the nearest centres): of the shares "
                  "that lose no more than a point of any kind's rejection, the smallest that keeps within 0.2 points "

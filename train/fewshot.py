@@ -7,8 +7,20 @@ import numpy as np
 from animerec.gallery import Gallery
 from animerec.model import Outputs
 from animerec.recognize import candidates, outputs_analysis
+from train.dataset import FaceSet, near_duplicate_groups
 
 SHOTS = (1, 3, 5)
+
+
+def distinct_faces(faces):
+    """`faces` (a FaceSet) keeping one face of each group of near-duplicates
+    (`near_duplicate_groups`, as the training split keeps them on one side): the same picture
+    twice would count twice among the strangers calibration must reject, and could be enrolled
+    in an episode and then asked about. Returns (the FaceSet, how many faces were dropped)."""
+    groups = near_duplicate_groups(faces.images)
+    keep = np.sort(np.unique(groups, return_index=True)[1])
+    kept = FaceSet(faces.images[keep], faces.labels[keep], faces.classes, [faces.files[i] for i in keep])
+    return kept, len(faces.labels) - len(keep)
 
 
 def split_each_class(labels, rng, share):
