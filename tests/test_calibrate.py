@@ -236,12 +236,24 @@ def test_calibration_says_when_the_scenes_folder_has_too_few_illustrations(tmp_p
         scene_halves(tmp_path)
 
 
-def test_calibrate_names_the_option_whose_folder_is_missing(tmp_path, capsys):
+def _calibrate_command(tmp_path, *more):
+    """`train calibrate` on empty folders, with `more` arguments; its exit status."""
     from train.cli import main
 
     for folder in ("model", "data", "unknown", "fewshot"):
         (tmp_path / folder).mkdir()
     given = ["calibrate", "--model", tmp_path / "model", "--data", tmp_path / "data", "--unknown",
-             tmp_path / "unknown", "--fewshot", tmp_path / "fewshot", "--strangers", tmp_path / "nowhere"]
-    assert main([str(a) for a in given]) == 1
+             tmp_path / "unknown", "--fewshot", tmp_path / "fewshot", *more]
+    return main([str(a) for a in given])
+
+
+def test_calibrate_names_the_option_whose_folder_is_missing(tmp_path, capsys):
+    assert _calibrate_command(tmp_path, "--strangers", tmp_path / "nowhere") == 1
     assert capsys.readouterr().err == f"error: --strangers {tmp_path / 'nowhere'}: no such folder.\n"
+
+
+@pytest.mark.parametrize("option, value", [("--target", "1.5"), ("--portrait-target", "nan"), ("--target", "0")])
+def test_calibrate_refuses_a_target_that_is_no_share_in_one_line(tmp_path, capsys, option, value):
+    assert _calibrate_command(tmp_path, option, value) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {option} ") and "between 0 and 1" in err and err.count("\n") == 1

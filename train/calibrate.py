@@ -268,11 +268,11 @@ def model_cohort_weights(scorer, known, labels, strangers, target, guards=None, 
     Outputs: pictures that must stay Unknown but set no threshold, such as pictures with no
     face, which the cohort term lifts for being unlike every stranger) keeps `guard_target` (by
     default the least target) of its pictures below it (or the plain cosine's share, if less),
-    the one that keeps the most
-    validation faces (`known`, `labels`) named right at or above the threshold, the smallest of
-    those within `tie` of the most (a few faces are noise). The threshold here is the highest
-    of the stranger kinds' target quantiles of the raw number (`target`: one share, or kind ->
-    share): `calibrate`'s own, before its curve and the slider's rounding. The plain cosine (weight 0) is always among those tried.
+    the one that keeps the most validation faces (`known`, `labels`) named right at or above
+    the threshold, the smallest of those within `tie` of the most (a few faces are noise). The
+    threshold here is the highest of the stranger kinds' target quantiles of the raw number
+    (`target`: one share, or kind -> share): `calibrate`'s own, before its curve and the
+    slider's rounding. The plain cosine (weight 0) is always among those tried.
     Returns {"chosen": weight, "tried": [per weight: the weight, validation faces kept, each
     kind's share below the threshold]}."""
     targets = target if isinstance(target, dict) else {kind: target for kind in strangers}

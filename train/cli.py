@@ -204,6 +204,12 @@ def main(argv=None):
             if folder is not None and not folder.is_dir():
                 print(f"error: --{option} {folder}: no such folder.", file=sys.stderr)
                 return 1
+        for option in ("target", "portrait_target"):
+            share = getattr(args, option)
+            if not 0 < share < 1:  # also refuses NaN
+                print(f"error: --{option.replace('_', '-')} {share}: a share of strangers to reject, between 0 "
+                      "and 1 (such as 0.92).", file=sys.stderr)
+                return 1
         try:
             calibrate(args.model, args.data, args.unknown, args.fewshot, args.scenes, target=args.target,
                       draws=args.draws, embedding_layer=args.embedding_layer, cache_dir=args.cache,

@@ -25,8 +25,9 @@ DEGRADE_SIZES = (64, 64)
 DEGRADED_SIZE = 64
 THRESHOLD_TARGET = 0.92
 # Official portraits (`strangers/`) are what a visitor most often uploads of a character the
-# model does not know, and the share of them named wrongly is the page's promise (97 % Unknown):
-# their calibration fifth (hundreds of faces, one per character) is held to that share.
+# model does not know, and the share of them called Unknown is a bar the page is held to: their
+# calibration fifth (hundreds of faces, one per character, so a steadier estimate than a few
+# dozen faces of a few characters) is held to that share.
 PORTRAIT_TARGET = 0.97
 
 # `calibrate`: the model's raw number may lose a share of the face's closeness to the cohort of
