@@ -80,7 +80,7 @@ def test_unknown_faces_train_a_cosine_head_and_calibrate_writes_the_card(shapes,
     assert {"1-shot", "3-shot", "5-shot"} <= set(result["fewshot"])
     assert result["fewshot"]["near_duplicates_dropped"] == 0
     assert result["target_by_kind"] == {"unknown": 0.92, "fewshot_before_enrolment": 0.92, "strangers": 0.97}
-    assert "97% of the portraits" in (out / "card.md").read_text()
+    assert "and 97% of a fifth of `strangers/` (official portraits)" in (out / "card.md").read_text()
     assert (out / "roc.png").is_file()
     recognizer = load_recognizer(out)
     assert recognizer.card["threshold"] == result["threshold"] and recognizer.scorer.model_curve is not None

@@ -171,9 +171,9 @@ def _strictest_kind(by_kind):
 
 
 def _portraits_target(c):
-    """The portraits' own target, where it is above the other kinds'."""
+    """The portraits' own target, where it is above the other kinds' (else None)."""
     own = c.get("target_by_kind", {}).get("strangers")
-    return f", {own:.0%} of the portraits" if own and own > c["target_unknown_rejection"] else ""
+    return own if own and own > c["target_unknown_rejection"] else None
 
 
 def _calibration_lines(c):
@@ -181,6 +181,7 @@ def _calibration_lines(c):
     if not c:
         return []
     t = c["test"]
+    portraits = _portraits_target(c)
     lines = [
         "## Unknown faces and enrolled characters",
         "",
@@ -189,8 +190,9 @@ def _calibration_lines(c):
         "calibration faces of characters outside the model (`unknown/`, a quarter of `fewshot/` before "
         "enrolment" + (f", and the {c['scenes']['calibration_faces']} faces the detector finds in half of "
                        "`scenes/`" if "calibration_faces" in c.get("scenes", {}) else "")
-        + (", a fifth of `strangers/`" if "strangers" in t else "")
-        + ")" + _portraits_target(c) + (_strictest_kind(c["threshold_by_kind"]) if "threshold_by_kind" in c else "")
+        + (", a fifth of `strangers/`" if "strangers" in t and not portraits else "")
+        + ")" + (f", and {portraits:.0%} of a fifth of `strangers/` (official portraits)" if portraits else "")
+        + (_strictest_kind(c["threshold_by_kind"]) if "threshold_by_kind" in c else "")
         + "." + (f" Before its curve, the cosine to a character loses {c['model_cohort_weight']:g} times the face's "
                  "closeness to the cohort of strangers below (its mean cosine to the nearest centres): of the shares "
                  "that lose no more than a point of any kind's rejection, the smallest that keeps within 0.2 points "
@@ -224,7 +226,9 @@ def _calibration_lines(c):
         lines += [
             "",
             f"Enrolling the {few['characters']} `fewshot/` characters (random draws, open-set: the model's "
-            f"characters and the unknown rule in play), on {few['held_out_faces']} held-out faces:",
+            f"characters and the unknown rule in play), on {few['held_out_faces']} held-out faces"
+            + (f" ({few['near_duplicates_dropped']} near-duplicates of other faces left out of calibration and judging)"
+               if few.get("near_duplicates_dropped") else "") + ":",
             "",
             "| enrolled per character | top-1 | among new characters only | unknown labelled unknown | "
             "known keep their name |" + (" held-out scene faces labelled unknown |" if scenes else ""),
