@@ -44,10 +44,11 @@ def test_the_card_scores_are_reproduced_on_the_test_split(recognizer, test_faces
 
 
 def test_grey_copies_of_the_test_faces_are_named_right_at_the_threshold_more_often_than_not(recognizer, test_faces):
-    """Black-and-white art: the README's figure (`train evaluate --split test --styles`, 61.6 %
-    named right at the default threshold; 59.1 % at the threshold before the portraits set it,
-    63.0 % with the networks before the page's framing, 58.9 % before the score made room for
-    faces unlike any stranger, 50.8 % before the grey-trained network)."""
+    """Black-and-white art: the README's figure (`train evaluate --split test --styles`, 64.7 %
+    named right at the default threshold; 61.6 % with the third network before hard strangers,
+    59.1 % at the threshold before the portraits set it, 63.0 % with the networks before the
+    page's framing, 58.9 % before the score made room for faces unlike any stranger, 50.8 %
+    before the grey-trained network)."""
     from train.dataset import greyscale
 
     crops, labels = test_faces
@@ -63,8 +64,9 @@ def test_grey_copies_of_the_test_faces_are_named_right_at_the_threshold_more_oft
 def test_test_faces_cut_the_way_the_page_cuts_them_are_mostly_named_at_the_threshold(recognizer, detector, data,
                                                                                      test_faces):
     """The README's row for faces cut as the page cuts a face in a picture (`train evaluate
-    --split test --page-framing`: 88.1 %; 86.2 % at the threshold before the portraits set it,
-    70.6 % with the networks before, which had learnt each source's framing)."""
+    --split test --page-framing`: 90.4 %; 88.1 % with the third network before hard strangers,
+    86.2 % at the threshold before the portraits set it, 70.6 % with the networks before, which
+    had learnt each source's framing)."""
     from train.framing import framed_or_own, page_framed
 
     crops, labels = test_faces
@@ -76,7 +78,7 @@ def test_test_faces_cut_the_way_the_page_cuts_them_are_mostly_named_at_the_thres
     sure = np.concatenate([recognizer.scorer.best(o) for o in outputs]) >= recognizer.card["threshold"]
     named = float(np.mean(right & sure))
     print(f"\ntest faces cut the page's way named right at the threshold: {named:.4f}")
-    assert abs(named - 0.8807) <= 0.002
+    assert abs(named - 0.9042) <= 0.002
 
 
 def test_the_card_share_of_known_faces_keeping_their_name_at_64_px_is_reproduced(recognizer, test_faces):
